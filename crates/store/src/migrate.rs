@@ -1,0 +1,31 @@
+//! Schema migrations, embedded in the binary: one folder per backend, applied in order at open.
+
+use std::borrow::Cow;
+
+use sqlx::{AnyPool, SqlSafeStr};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::{Backend, StoreError};
+
+/// (version, description, SQLite text, PostgreSQL text). Append only; never edit an applied one.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sqlite, postgres)| {
+            let sql = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
+        })
+        .collect();
+    Migrator::with_migrations(migrations).run(pool).await?;
+    Ok(())
+}
