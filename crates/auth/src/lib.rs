@@ -13,4 +13,6 @@ mod role;
 #[cfg(test)]
 mod tests;
 
-pub use role::{Denied, ManageMembers, Permission, Permit, Role, RoleParseError, authorize, may_assign_role};
+pub use role::{
+    Denied, ManageMembers, Permission, Permit, Role, RoleParseError, authorize, may_assign_role,
+};

@@ -40,7 +40,10 @@ impl TokenDigest {
 
     /// The indexed lookup key: the first 8 bytes of the digest, as hex.
     pub fn lookup_key(&self) -> String {
-        self.digest[..8].iter().map(|byte| format!("{byte:02x}")).collect()
+        self.digest[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 
     /// The full digest, as stored.
@@ -83,7 +86,9 @@ pub fn generate() -> NewToken {
 
 /// Checks a presented bearer value's shape and returns its digest for lookup.
 pub fn parse(presented: &str) -> Result<TokenDigest, TokenFormatError> {
-    let body = presented.strip_prefix(TOKEN_PREFIX).ok_or(TokenFormatError::MissingPrefix)?;
+    let body = presented
+        .strip_prefix(TOKEN_PREFIX)
+        .ok_or(TokenFormatError::MissingPrefix)?;
     let well_formed = body.len() == ENCODED_LEN
         && body
             .bytes()

@@ -115,7 +115,11 @@ pub fn authorize<P: Permission>(role: Role) -> Result<Permit<P>, Denied> {
 
 /// Whether the holder of `permit` may move a member from `current` to `new` role: `None` as
 /// `current` is a new member, `None` as `new` a removal. Only owners touch ownership, either way.
-pub fn may_assign_role(permit: &Permit<ManageMembers>, current: Option<Role>, new: Option<Role>) -> Result<(), Denied> {
+pub fn may_assign_role(
+    permit: &Permit<ManageMembers>,
+    current: Option<Role>,
+    new: Option<Role>,
+) -> Result<(), Denied> {
     let touches_owner = current == Some(Role::Owner) || new == Some(Role::Owner);
     if touches_owner && permit.role() != Role::Owner {
         return Err(Denied {

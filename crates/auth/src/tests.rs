@@ -13,7 +13,10 @@ fn only_owners_and_admins_manage_members() {
     }
     assert_eq!(
         authorize::<ManageMembers>(Role::Viewer).unwrap_err(),
-        Denied { role: Role::Viewer, action: "manage members" }
+        Denied {
+            role: Role::Viewer,
+            action: "manage members"
+        }
     );
 }
 
@@ -21,7 +24,9 @@ fn only_owners_and_admins_manage_members() {
 fn only_owners_touch_ownership() {
     let admin = authorize::<ManageMembers>(Role::Admin).unwrap();
     let owner = authorize::<ManageMembers>(Role::Owner).unwrap();
-    let check = |permit, current, new, ok: bool| assert_eq!(may_assign_role(permit, current, new).is_ok(), ok);
+    let check = |permit, current, new, ok: bool| {
+        assert_eq!(may_assign_role(permit, current, new).is_ok(), ok)
+    };
     check(&admin, Some(Role::Member), Some(Role::Admin), true);
     check(&admin, None, Some(Role::Member), true);
     check(&admin, Some(Role::Member), None, true);
@@ -39,7 +44,10 @@ fn roles_parse_and_print() {
     for role in Role::ALL {
         assert_eq!(role.as_str().parse::<Role>(), Ok(role));
     }
-    assert_eq!("root".parse::<Role>().unwrap_err().to_string(), "unknown role \"root\": expected one of owner, admin, member, viewer");
+    assert_eq!(
+        "root".parse::<Role>().unwrap_err().to_string(),
+        "unknown role \"root\": expected one of owner, admin, member, viewer"
+    );
 }
 
 #[test]
@@ -63,6 +71,12 @@ fn malformed_tokens_are_refused() {
     check("", TokenFormatError::MissingPrefix);
     check("ghp_abcdef", TokenFormatError::MissingPrefix);
     check("mcph_pat_short", TokenFormatError::BadBody);
-    check(&format!("mcph_pat_{}", "a".repeat(44)), TokenFormatError::BadBody);
-    check(&format!("mcph_pat_{}!", "a".repeat(42)), TokenFormatError::BadBody);
+    check(
+        &format!("mcph_pat_{}", "a".repeat(44)),
+        TokenFormatError::BadBody,
+    );
+    check(
+        &format!("mcph_pat_{}!", "a".repeat(42)),
+        TokenFormatError::BadBody,
+    );
 }

@@ -78,29 +78,38 @@ pub(crate) async fn connect(location: &DatabaseLocation) -> Result<(AnyPool, Bac
         source,
     };
     let (url, backend) = match location {
-        DatabaseLocation::Sqlite { path } => (SecretString::from(sqlite_url(path)), Backend::Sqlite),
+        DatabaseLocation::Sqlite { path } => {
+            (SecretString::from(sqlite_url(path)), Backend::Sqlite)
+        }
         DatabaseLocation::Postgres { url } => (url.clone(), Backend::Postgres),
     };
     let options = AnyConnectOptions::from_str(url.expose_secret()).map_err(connect_error)?;
     let pool_options = match backend {
         // SQLite allows one writer; a few readers suffice, and `busy_timeout` queues writers
         // instead of failing them.
-        Backend::Sqlite => AnyPoolOptions::new().max_connections(8).after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute(
-                    "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
+        Backend::Sqlite => AnyPoolOptions::new()
+            .max_connections(8)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
                      PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
-                )
-                .await?;
-                Ok(())
-            })
-        }),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
         Backend::Postgres => AnyPoolOptions::new().max_connections(16),
     };
-    let pool = pool_options.connect_with(options).await.map_err(connect_error)?;
+    let pool = pool_options
+        .connect_with(options)
+        .await
+        .map_err(connect_error)?;
     if backend == Backend::Sqlite {
         // WAL is a property of the file, set once; it lets readers run beside the writer.
-        pool.execute("PRAGMA journal_mode = WAL").await.map_err(connect_error)?;
+        pool.execute("PRAGMA journal_mode = WAL")
+            .await
+            .map_err(connect_error)?;
     }
     Ok((pool, backend))
 }

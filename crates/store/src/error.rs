@@ -72,7 +72,10 @@ impl StoreError {
 }
 
 /// Maps a unique-constraint violation to a conflict with the given message.
-pub(crate) fn conflict_on_unique(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict_on_unique(
+    error: sqlx::Error,
+    message: impl FnOnce() -> String,
+) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(error),

@@ -21,11 +21,13 @@ pub(crate) fn context() -> RecordContext<'static> {
 pub(crate) async fn verify_or_create(store: &Store) -> Result<(), StoreError> {
     let sealed = store.vault.seal(&context(), KEY_CHECK_PLAINTEXT)?;
     // Two replicas starting on a fresh database race here; the loser keeps the winner's record.
-    sqlx::query("INSERT INTO deployment_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(KEY_CHECK_NAME)
-        .bind(sealed.into_bytes())
-        .execute(&store.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO deployment_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(KEY_CHECK_NAME)
+    .bind(sealed.into_bytes())
+    .execute(&store.pool)
+    .await?;
     let row = sqlx::query("SELECT value FROM deployment_meta WHERE name = $1")
         .bind(KEY_CHECK_NAME)
         .fetch_one(&store.pool)
@@ -36,11 +38,17 @@ pub(crate) async fn verify_or_create(store: &Store) -> Result<(), StoreError> {
         given: store.vault.current_key_id(),
     };
     match store.vault.open(&context(), &record) {
-        Ok(plaintext) if secrecy::ExposeSecret::expose_secret(&plaintext) == KEY_CHECK_PLAINTEXT => Ok(()),
+        Ok(plaintext)
+            if secrecy::ExposeSecret::expose_secret(&plaintext) == KEY_CHECK_PLAINTEXT =>
+        {
+            Ok(())
+        }
         Ok(_) => Err(wrong_secret("unknown".to_owned())),
         Err(VaultError::UnknownKey(stored)) => Err(wrong_secret(stored.to_string())),
         Err(VaultError::Forged(_)) => Err(wrong_secret(
-            record.key_id().map_or_else(|_| "unknown".to_owned(), |id| id.to_string()),
+            record
+                .key_id()
+                .map_or_else(|_| "unknown".to_owned(), |id| id.to_string()),
         )),
         Err(other) => Err(other.into()),
     }

@@ -60,14 +60,19 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
 impl Store {
     /// Opens the database, applies pending migrations and checks the root secret against the
     /// store's key-check record (S11); a wrong secret is refused before anything is served.
-    pub async fn open(location: &DatabaseLocation, vault: vault::Vault) -> Result<Self, StoreError> {
+    pub async fn open(
+        location: &DatabaseLocation,
+        vault: vault::Vault,
+    ) -> Result<Self, StoreError> {
         let (pool, backend) = connect::connect(location).await?;
         let store = Store {
             pool,
@@ -100,5 +105,7 @@ impl Store {
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }

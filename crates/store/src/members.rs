@@ -25,7 +25,9 @@ impl Member {
         Ok(Member {
             user_id: UserId::from_untrusted(row.try_get("user_id")?),
             email: row.try_get("email")?,
-            role: role.parse().map_err(|e: auth::RoleParseError| StoreError::corrupt("memberships", e.to_string()))?,
+            role: role.parse().map_err(|e: auth::RoleParseError| {
+                StoreError::corrupt("memberships", e.to_string())
+            })?,
             created_at: row.try_get("created_at")?,
         })
     }
@@ -43,7 +45,11 @@ macro_rules! select_members {
 }
 
 /// Finds the user with this (normalized) email, creating it if new.
-pub(crate) async fn ensure_user(tx: &mut Transaction<'_, Any>, email: &str, now: i64) -> Result<UserId, StoreError> {
+pub(crate) async fn ensure_user(
+    tx: &mut Transaction<'_, Any>,
+    email: &str,
+    now: i64,
+) -> Result<UserId, StoreError> {
     sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING")
         .bind(UserId::random().as_str())
         .bind(email)
@@ -60,7 +66,10 @@ pub(crate) async fn ensure_user(tx: &mut Transaction<'_, Any>, email: &str, now:
 /// Serializes membership changes within one organization: a no-op update takes the organization
 /// row's lock on PostgreSQL and the write lock on SQLite, so two concurrent demotions cannot both
 /// see "another owner remains".
-async fn lock_organization(tx: &mut Transaction<'_, Any>, scope: &OrgScope) -> Result<(), StoreError> {
+async fn lock_organization(
+    tx: &mut Transaction<'_, Any>,
+    scope: &OrgScope,
+) -> Result<(), StoreError> {
     let locked = sqlx::query("UPDATE organizations SET slug = slug WHERE id = $1")
         .bind(scope.org_id().as_str())
         .execute(&mut **tx)
@@ -71,7 +80,11 @@ async fn lock_organization(tx: &mut Transaction<'_, Any>, scope: &OrgScope) -> R
     Ok(())
 }
 
-async fn member_in_tx(tx: &mut Transaction<'_, Any>, scope: &OrgScope, user_id: &UserId) -> Result<Member, StoreError> {
+async fn member_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    scope: &OrgScope,
+    user_id: &UserId,
+) -> Result<Member, StoreError> {
     let row = sqlx::query(select_members!(" AND m.user_id = $2"))
         .bind(scope.org_id().as_str())
         .bind(user_id.as_str())
@@ -81,7 +94,11 @@ async fn member_in_tx(tx: &mut Transaction<'_, Any>, scope: &OrgScope, user_id: 
     Member::from_row(&row)
 }
 
-async fn other_owners(tx: &mut Transaction<'_, Any>, scope: &OrgScope, user_id: &UserId) -> Result<i64, StoreError> {
+async fn other_owners(
+    tx: &mut Transaction<'_, Any>,
+    scope: &OrgScope,
+    user_id: &UserId,
+) -> Result<i64, StoreError> {
     let row = sqlx::query("SELECT COUNT(*) AS owners FROM memberships WHERE org_id = $1 AND role = 'owner' AND user_id <> $2")
         .bind(scope.org_id().as_str())
         .bind(user_id.as_str())
@@ -125,14 +142,18 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         lock_organization(&mut tx, scope).await?;
         let user_id = ensure_user(&mut tx, &email, now).await?;
-        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(scope.org_id().as_str())
-            .bind(user_id.as_str())
-            .bind(role.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| crate::error::conflict_on_unique(e, || format!("{email} is already a member")))?;
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(scope.org_id().as_str())
+        .bind(user_id.as_str())
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            crate::error::conflict_on_unique(e, || format!("{email} is already a member"))
+        })?;
         let member = member_in_tx(&mut tx, scope, &user_id).await?;
         tx.commit().await?;
         Ok(member)
@@ -150,7 +171,10 @@ impl Store {
         lock_organization(&mut tx, scope).await?;
         let current = member_in_tx(&mut tx, scope, user_id).await?;
         may_assign_role(permit, Some(current.role), Some(role))?;
-        if current.role == Role::Owner && role != Role::Owner && other_owners(&mut tx, scope, user_id).await? == 0 {
+        if current.role == Role::Owner
+            && role != Role::Owner
+            && other_owners(&mut tx, scope, user_id).await? == 0
+        {
             return Err(StoreError::LastOwner);
         }
         sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")

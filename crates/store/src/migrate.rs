@@ -2,8 +2,8 @@
 
 use std::borrow::Cow;
 
-use sqlx::{AnyPool, SqlSafeStr};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, SqlSafeStr};
 
 use crate::{Backend, StoreError};
 
@@ -23,7 +23,13 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreErr
                 Backend::Sqlite => sqlite,
                 Backend::Postgres => postgres,
             };
-            Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
         })
         .collect();
     Migrator::with_migrations(migrations).run(pool).await?;

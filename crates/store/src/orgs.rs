@@ -33,14 +33,17 @@ impl Organization {
 pub fn validate_slug(slug: &str) -> Result<(), StoreError> {
     let valid = !slug.is_empty()
         && slug.len() <= 63
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-');
     if valid {
         Ok(())
     } else {
         Err(StoreError::Invalid {
             field: "slug",
-            reason: "use 1 to 63 lower-case letters, digits and dashes, not starting with a dash".to_owned(),
+            reason: "use 1 to 63 lower-case letters, digits and dashes, not starting with a dash"
+                .to_owned(),
         })
     }
 }
@@ -74,14 +77,20 @@ impl Store {
             created_at: now,
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO organizations (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(org.id.as_str())
-            .bind(slug)
-            .bind(name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| crate::error::conflict_on_unique(e, || format!("an organization with slug {slug:?} already exists")))?;
+        sqlx::query(
+            "INSERT INTO organizations (id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.id.as_str())
+        .bind(slug)
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            crate::error::conflict_on_unique(e, || {
+                format!("an organization with slug {slug:?} already exists")
+            })
+        })?;
         let user_id = crate::members::ensure_user(&mut tx, &email, now).await?;
         sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
             .bind(org.id.as_str())
@@ -90,7 +99,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let scope = OrgScope { org_id: org.id.clone() };
+        let scope = OrgScope {
+            org_id: org.id.clone(),
+        };
         Ok((scope, org, user_id))
     }
 

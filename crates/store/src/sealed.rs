@@ -52,8 +52,14 @@ impl Store {
     pub async fn count_sealed_records(&self) -> Result<u64, StoreError> {
         let mut total = 0u64;
         for sealed in SEALED_COLUMNS {
-            let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {} IS NOT NULL", sealed.table, sealed.column);
-            let n: i64 = sqlx::query(AssertSqlSafe(sql)).fetch_one(&self.pool).await?.try_get("n")?;
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE {} IS NOT NULL",
+                sealed.table, sealed.column
+            );
+            let n: i64 = sqlx::query(AssertSqlSafe(sql))
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
             total += u64::try_from(n).unwrap_or(0);
         }
         Ok(total)
@@ -61,7 +67,10 @@ impl Store {
 
     /// Re-seals every record not yet under the current root secret. Safe while gateways run with
     /// both secrets: each update only replaces the exact bytes it read.
-    pub async fn rotate_sealed_records(&self, mut progress: impl FnMut(u64)) -> Result<RotationReport, StoreError> {
+    pub async fn rotate_sealed_records(
+        &self,
+        mut progress: impl FnMut(u64),
+    ) -> Result<RotationReport, StoreError> {
         let mut report = RotationReport::default();
         for sealed in SEALED_COLUMNS {
             let org_expr = sealed.org_column.unwrap_or("''");
@@ -78,7 +87,9 @@ impl Store {
                 col = sealed.column,
                 id = sealed.id_column
             );
-            let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&self.pool).await?;
+            let rows = sqlx::query(AssertSqlSafe(select))
+                .fetch_all(&self.pool)
+                .await?;
             for row in rows {
                 let row_id: String = row.try_get("row_id")?;
                 let org_id: String = row.try_get("org_id")?;

@@ -143,14 +143,20 @@ impl Store {
     }
 
     /// Lists token metadata in the scoped organization, newest first.
-    pub async fn list_tokens(&self, scope: &OrgScope, owner: TokenOwner<'_>) -> Result<Vec<TokenMeta>, StoreError> {
+    pub async fn list_tokens(
+        &self,
+        scope: &OrgScope,
+        owner: TokenOwner<'_>,
+    ) -> Result<Vec<TokenMeta>, StoreError> {
         let rows = match owner {
             TokenOwner::Member(user_id) => {
-                sqlx::query(select_tokens!(" AND t.user_id = $2 ORDER BY t.created_at DESC, t.id"))
-                    .bind(scope.org_id().as_str())
-                    .bind(user_id.as_str())
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(select_tokens!(
+                    " AND t.user_id = $2 ORDER BY t.created_at DESC, t.id"
+                ))
+                .bind(scope.org_id().as_str())
+                .bind(user_id.as_str())
+                .fetch_all(&self.pool)
+                .await?
             }
             TokenOwner::AnyMember(_) => {
                 sqlx::query(select_tokens!(" ORDER BY t.created_at DESC, t.id"))
@@ -163,7 +169,12 @@ impl Store {
     }
 
     /// Revokes a token; revoking twice is harmless. A token outside `owner`'s reach is not found.
-    pub async fn revoke_token(&self, scope: &OrgScope, owner: TokenOwner<'_>, id: &TokenId) -> Result<TokenMeta, StoreError> {
+    pub async fn revoke_token(
+        &self,
+        scope: &OrgScope,
+        owner: TokenOwner<'_>,
+        id: &TokenId,
+    ) -> Result<TokenMeta, StoreError> {
         let token = self.token(scope, id).await?;
         if let TokenOwner::Member(user_id) = owner
             && &token.user_id != user_id
@@ -181,7 +192,10 @@ impl Store {
 
     /// Verifies a presented token's digest and returns who it acts for (the only way, besides the
     /// operator path, to obtain an [`OrgScope`]). The digest is compared in constant time.
-    pub async fn authenticate_token(&self, presented: &TokenDigest) -> Result<Result<Principal, TokenRejection>, StoreError> {
+    pub async fn authenticate_token(
+        &self,
+        presented: &TokenDigest,
+    ) -> Result<Result<Principal, TokenRejection>, StoreError> {
         let row = sqlx::query(
             "SELECT t.id, t.org_id, t.user_id, t.token_digest, t.expires_at, t.revoked_at, t.last_used_at, m.role, u.email \
              FROM access_tokens t \
@@ -196,7 +210,8 @@ impl Store {
             return Ok(Err(TokenRejection::Unknown));
         };
         let stored_digest: Vec<u8> = row.try_get("token_digest")?;
-        let stored = TokenDigest::from_stored(&stored_digest).ok_or_else(|| StoreError::corrupt("access_tokens", "digest is not 32 bytes"))?;
+        let stored = TokenDigest::from_stored(&stored_digest)
+            .ok_or_else(|| StoreError::corrupt("access_tokens", "digest is not 32 bytes"))?;
         if !presented.matches(&stored) {
             return Ok(Err(TokenRejection::Unknown));
         }
@@ -204,7 +219,10 @@ impl Store {
         if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
             return Ok(Err(TokenRejection::Revoked));
         }
-        if row.try_get::<Option<i64>, _>("expires_at")?.is_some_and(|expires_at| expires_at <= now) {
+        if row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .is_some_and(|expires_at| expires_at <= now)
+        {
             return Ok(Err(TokenRejection::Expired));
         }
         let token_id = TokenId::from_untrusted(row.try_get("id")?);
@@ -223,7 +241,9 @@ impl Store {
             },
             user_id: UserId::from_untrusted(row.try_get("user_id")?),
             email: row.try_get("email")?,
-            role: role.parse().map_err(|e: auth::RoleParseError| StoreError::corrupt("memberships", e.to_string()))?,
+            role: role.parse().map_err(|e: auth::RoleParseError| {
+                StoreError::corrupt("memberships", e.to_string())
+            })?,
             token_id,
         }))
     }

@@ -65,7 +65,9 @@ fn sealed_context<'a>(scope: &'a OrgScope, id: &'a str) -> RecordContext<'a> {
 fn validate_name(name: &str) -> Result<(), StoreError> {
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if valid {
         Ok(())
@@ -89,19 +91,33 @@ fn validate_size(len: usize) -> Result<(), StoreError> {
 
 impl Store {
     /// Stores a string variable, readable back through the API.
-    pub async fn put_string_variable(&self, scope: &OrgScope, name: &str, value: &str) -> Result<VariableMeta, StoreError> {
+    pub async fn put_string_variable(
+        &self,
+        scope: &OrgScope,
+        name: &str,
+        value: &str,
+    ) -> Result<VariableMeta, StoreError> {
         validate_name(name)?;
         validate_size(value.len())?;
-        self.insert_variable(scope, name, VariableKind::String, |_| Ok((Some(value.to_owned()), None)))
-            .await
+        self.insert_variable(scope, name, VariableKind::String, |_| {
+            Ok((Some(value.to_owned()), None))
+        })
+        .await
     }
 
     /// Seals and stores a password variable; its plaintext never reaches SQL.
-    pub async fn put_password_variable(&self, scope: &OrgScope, name: &str, value: &SecretString) -> Result<VariableMeta, StoreError> {
+    pub async fn put_password_variable(
+        &self,
+        scope: &OrgScope,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<VariableMeta, StoreError> {
         validate_name(name)?;
         validate_size(value.expose_secret().len())?;
         self.insert_variable(scope, name, VariableKind::Password, |id| {
-            let sealed = self.vault.seal(&sealed_context(scope, id), value.expose_secret().as_bytes())?;
+            let sealed = self
+                .vault
+                .seal(&sealed_context(scope, id), value.expose_secret().as_bytes())?;
             Ok((None, Some(sealed.into_bytes())))
         })
         .await
@@ -155,11 +171,17 @@ impl Store {
         .bind(scope.org_id().as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| self.variable_meta(scope, row)).collect()
+        rows.iter()
+            .map(|row| self.variable_meta(scope, row))
+            .collect()
     }
 
     /// Opens a password variable for injection into a session; the caller zeroizes it when done.
-    pub async fn reveal_password(&self, scope: &OrgScope, name: &str) -> Result<SecretBox<[u8]>, StoreError> {
+    pub async fn reveal_password(
+        &self,
+        scope: &OrgScope,
+        name: &str,
+    ) -> Result<SecretBox<[u8]>, StoreError> {
         let row = sqlx::query("SELECT id, value_sealed FROM variables WHERE org_id = $1 AND name = $2 AND kind = 'password'")
             .bind(scope.org_id().as_str())
             .bind(name)
@@ -189,7 +211,12 @@ impl Store {
         let kind = match row.try_get::<String, _>("kind")?.as_str() {
             "string" => VariableKind::String,
             "password" => VariableKind::Password,
-            other => return Err(StoreError::corrupt("variables", format!("unknown kind {other:?}"))),
+            other => {
+                return Err(StoreError::corrupt(
+                    "variables",
+                    format!("unknown kind {other:?}"),
+                ));
+            }
         };
         let preview = match kind {
             VariableKind::String => None,

@@ -88,7 +88,8 @@ impl std::fmt::Display for RecordContext<'_> {
 impl RecordContext<'_> {
     fn associated_data(&self, key_id: KeyId) -> Vec<u8> {
         let fields = [self.table, self.column, self.row_id, self.org_id];
-        let mut aad = Vec::with_capacity(1 + KEY_ID_LEN + fields.iter().map(|f| 4 + f.len()).sum::<usize>());
+        let mut aad =
+            Vec::with_capacity(1 + KEY_ID_LEN + fields.iter().map(|f| 4 + f.len()).sum::<usize>());
         aad.push(RECORD_VERSION);
         aad.extend_from_slice(&key_id.0);
         for field in fields {
@@ -213,7 +214,11 @@ impl Vault {
     }
 
     /// Seals `plaintext` for the place `context` names, with a fresh random nonce.
-    pub fn seal(&self, context: &RecordContext<'_>, plaintext: &[u8]) -> Result<SealedRecord, VaultError> {
+    pub fn seal(
+        &self,
+        context: &RecordContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedRecord, VaultError> {
         let key = &self.current;
         let aad = context.associated_data(key.id);
         let mut in_out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
@@ -231,7 +236,11 @@ impl Vault {
     }
 
     /// Opens a record stored at the place `context` names; fails if it was sealed for another place.
-    pub fn open(&self, context: &RecordContext<'_>, record: &SealedRecord) -> Result<SecretBox<[u8]>, VaultError> {
+    pub fn open(
+        &self,
+        context: &RecordContext<'_>,
+        record: &SealedRecord,
+    ) -> Result<SecretBox<[u8]>, VaultError> {
         let key_id = record.key_id()?;
         let key = self.key(key_id)?;
         let bytes = record.as_bytes();
@@ -240,7 +249,11 @@ impl Vault {
         let mut in_out = Zeroizing::new(bytes[HEADER_LEN..].to_vec());
         let plaintext = key
             .key
-            .open_in_place(nonce, Aad::from(context.associated_data(key_id)), in_out.as_mut_slice())
+            .open_in_place(
+                nonce,
+                Aad::from(context.associated_data(key_id)),
+                in_out.as_mut_slice(),
+            )
             .map_err(|_| VaultError::Forged(context.to_string()))?;
         // Copy into an exactly sized box so no unzeroized reallocation of the plaintext is left behind.
         let opened = SecretBox::new(Box::from(&*plaintext));
@@ -249,14 +262,19 @@ impl Vault {
     }
 
     /// Re-seals a record under the current root secret; `None` when it already is.
-    pub fn reseal(&self, context: &RecordContext<'_>, record: &SealedRecord) -> Result<Option<SealedRecord>, VaultError> {
+    pub fn reseal(
+        &self,
+        context: &RecordContext<'_>,
+        record: &SealedRecord,
+    ) -> Result<Option<SealedRecord>, VaultError> {
         if record.key_id()? == self.current.id {
             // Still authenticate it, so a forged record is reported rather than silently kept.
             self.open(context, record)?;
             return Ok(None);
         }
         let plaintext = self.open(context, record)?;
-        self.seal(context, secrecy::ExposeSecret::expose_secret(&plaintext)).map(Some)
+        self.seal(context, secrecy::ExposeSecret::expose_secret(&plaintext))
+            .map(Some)
     }
 
     fn key(&self, id: KeyId) -> Result<&DataKey, VaultError> {

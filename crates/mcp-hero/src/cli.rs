@@ -1,0 +1,158 @@
+//! The `mcp-hero` command line (clap derive); each subcommand maps to one function elsewhere.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ServeFlags, StoreFlags};
+
+/// MCP Hero: one MCP endpoint per organization, every server sandboxed, every secret sealed.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-hero", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (applies pending migrations first).
+    Serve {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreFlags,
+        /// Where and how to listen.
+        #[command(flatten)]
+        serve: ServeFlags,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Root secret helpers.
+    Secret {
+        /// What to do with secrets.
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+    /// Operator commands on the store (organizations, members, tokens, key rotation).
+    Admin {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreFlags,
+        /// The operation.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// First run for newcomers: a fresh data dir, a new root secret, a demo organization and token, then serve.
+    Quickstart {
+        /// A directory that does not exist yet or is empty.
+        #[arg(long, value_name = "DIR", default_value = "./mcp-hero-quickstart")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = crate::config::DEFAULT_LISTEN)]
+        listen: String,
+        /// The demo organization's owner.
+        #[arg(long, default_value = "admin@example.com")]
+        email: String,
+    },
+}
+
+/// `mcp-hero secret ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a fresh random root secret (base64, 32 bytes) for MCP_HERO_ROOT_SECRET.
+    Generate,
+}
+
+/// `mcp-hero admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Organizations.
+    Org {
+        /// The operation.
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Members of an organization.
+    Member {
+        /// The operation.
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Personal access tokens.
+    Token {
+        /// The operation.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Re-seal every secret under MCP_HERO_ROOT_SECRET (records under MCP_HERO_ROOT_SECRET_PREVIOUS included).
+    RotateKey,
+}
+
+/// `mcp-hero admin org ...`
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization with its first owner.
+    Create {
+        /// URL name: lower-case letters, digits and dashes.
+        #[arg(long)]
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// The first owner's email.
+        #[arg(long, value_name = "EMAIL")]
+        owner: String,
+    },
+}
+
+/// `mcp-hero admin member ...`
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a member to an organization.
+    Add {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// The member's email.
+        #[arg(long)]
+        email: String,
+        /// owner, admin, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+/// `mcp-hero admin token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a personal access token for a member; it is printed once and never stored.
+    Create {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// The member's email.
+        #[arg(long)]
+        email: String,
+        /// A name to recognize the token by.
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (1 to 365); no expiry when omitted.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u16).range(1..=365))]
+        expires_in_days: Option<u16>,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// The token's id (from the API's token list).
+        #[arg(long)]
+        id: String,
+    },
+}

@@ -1,0 +1,405 @@
+//! Configuration from the environment and an optional TOML file, validated once at start.
+//!
+//! This is the only module that reads the process environment (S11, S17): `clippy.toml` forbids
+//! `std::env::var*` everywhere else. The root secret is read from `MCP_HERO_ROOT_SECRET` only,
+//! never from a flag or a file, and lives in `secrecy` types from the moment it is read.
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file, default.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use store::DatabaseLocation;
+use vault::{RootSecret, RootSecretError, Vault};
+
+/// The environment variable holding the deployment's root secret.
+pub const ROOT_SECRET_VAR: &str = "MCP_HERO_ROOT_SECRET";
+/// The environment variable holding the previous root secret during a rotation.
+pub const ROOT_SECRET_PREVIOUS_VAR: &str = "MCP_HERO_ROOT_SECRET_PREVIOUS";
+/// The environment variable selecting PostgreSQL.
+pub const DATABASE_URL_VAR: &str = "MCP_HERO_DATABASE_URL";
+/// The default listen address: loopback, so a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The default request body limit for the API.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+const SQLITE_FILE_NAME: &str = "mcp-hero.db";
+
+/// A configuration problem, phrased so an operator can fix it; never contains a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The root secret is not set.
+    #[error(
+        "{ROOT_SECRET_VAR} is not set: every command that opens the store needs the deployment's root secret. \
+         Generate one with `mcp-hero secret generate`, keep it somewhere safe (without it the data cannot be \
+         decrypted), and pass it in the environment"
+    )]
+    MissingRootSecret,
+    /// A root secret variable is set but unusable.
+    #[error("{var} {reason}. Generate a valid one with `mcp-hero secret generate`")]
+    BadRootSecret {
+        /// Which variable.
+        var: &'static str,
+        /// What is wrong with it.
+        reason: RootSecretError,
+    },
+    /// An environment variable is not valid UTF-8.
+    #[error("environment variable {0} is not valid UTF-8")]
+    NotUnicode(&'static str),
+    /// A value is set but invalid; `source` names where it came from.
+    #[error("invalid {key} {value:?} (from {origin}): {reason}")]
+    Invalid {
+        /// The setting's name.
+        key: &'static str,
+        /// The offending value (never a secret).
+        value: String,
+        /// Where the value came from: a flag, a variable or the config file.
+        origin: String,
+        /// What is expected instead.
+        reason: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown or mistyped key.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+}
+
+/// Every environment variable MCP Hero reads, captured once.
+#[derive(Default)]
+pub struct Environment {
+    root_secret: Option<SecretString>,
+    root_secret_previous: Option<SecretString>,
+    database_url: Option<SecretString>,
+    config_file: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<String>,
+    log: Option<String>,
+    log_format: Option<String>,
+}
+
+impl Environment {
+    /// Reads the process environment; the one audited place that does.
+    #[allow(clippy::disallowed_methods)] // This is the audited place: values go straight into typed fields.
+    pub fn capture() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Builds an environment from a lookup function, for tests.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+        let text = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(value) if value.is_empty() => Ok(None),
+                Some(value) => value
+                    .into_string()
+                    .map(Some)
+                    .map_err(|_| ConfigError::NotUnicode(name)),
+            }
+        };
+        let secret = |name: &'static str| text(name).map(|value| value.map(SecretString::from));
+        Ok(Environment {
+            root_secret: secret(ROOT_SECRET_VAR)?,
+            root_secret_previous: secret(ROOT_SECRET_PREVIOUS_VAR)?,
+            database_url: secret(DATABASE_URL_VAR)?,
+            config_file: text("MCP_HERO_CONFIG")?,
+            listen: text("MCP_HERO_LISTEN")?,
+            data_dir: text("MCP_HERO_DATA_DIR")?,
+            log: text("MCP_HERO_LOG")?,
+            log_format: text("MCP_HERO_LOG_FORMAT")?,
+        })
+    }
+
+    /// The `tracing` filter directive from `MCP_HERO_LOG`, if set.
+    pub fn log_filter(&self) -> Option<&str> {
+        self.log.as_deref()
+    }
+
+    /// The log format from `MCP_HERO_LOG_FORMAT` (`text` or `json`), if set.
+    pub fn log_format(&self) -> Option<&str> {
+        self.log_format.as_deref()
+    }
+
+    /// Whether a PostgreSQL URL was given.
+    pub fn has_database_url(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    /// Builds the vault from `MCP_HERO_ROOT_SECRET` (and `_PREVIOUS` during a rotation) (S11).
+    pub fn vault(&self) -> Result<Vault, ConfigError> {
+        let current = self
+            .root_secret
+            .as_ref()
+            .ok_or(ConfigError::MissingRootSecret)?;
+        let current = parse_root_secret(ROOT_SECRET_VAR, current)?;
+        let previous = self
+            .root_secret_previous
+            .as_ref()
+            .map(|previous| parse_root_secret(ROOT_SECRET_PREVIOUS_VAR, previous))
+            .transpose()?;
+        Ok(Vault::new(&current, previous.as_ref()))
+    }
+}
+
+fn parse_root_secret(var: &'static str, value: &SecretString) -> Result<RootSecret, ConfigError> {
+    RootSecret::from_base64(value.expose_secret())
+        .map_err(|reason| ConfigError::BadRootSecret { var, reason })
+}
+
+/// The config file's shape; unknown keys are refused by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    http: FileHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    max_body_bytes: Option<usize>,
+}
+
+/// Keys that must never be in a file: secrets come from the environment only.
+const FORBIDDEN_FILE_KEYS: &[(&str, &str)] = &[
+    ("root_secret", ROOT_SECRET_VAR),
+    ("root_secret_previous", ROOT_SECRET_PREVIOUS_VAR),
+    ("database_url", DATABASE_URL_VAR),
+];
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file_error = |message: String| ConfigError::File {
+        path: path.to_owned(),
+        message,
+    };
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| file_error(e.message().to_owned()))?;
+    for (key, var) in FORBIDDEN_FILE_KEYS {
+        if table.contains_key(*key) {
+            return Err(file_error(format!(
+                "`{key}` may not be set in a file; set {var} in the environment instead"
+            )));
+        }
+    }
+    toml::from_str(&text).map_err(|e| file_error(e.to_string().trim_end().to_owned()))
+}
+
+/// Flags shared by the commands that open the store.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct StoreFlags {
+    /// Directory for the embedded database [env: MCP_HERO_DATA_DIR] [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file [env: MCP_HERO_CONFIG].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeFlags {
+    /// Address to listen on [env: MCP_HERO_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Where the store is, resolved from flags, environment, file and defaults.
+pub struct StoreConfig {
+    /// The database to open.
+    pub location: DatabaseLocation,
+    /// The data directory (SQLite file, later install images and logs).
+    pub data_dir: PathBuf,
+    file: FileConfig,
+}
+
+/// Certificate and key for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Everything `serve` needs besides the store.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// HTTPS files, if the gateway terminates TLS itself.
+    pub tls: Option<TlsFiles>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl StoreConfig {
+    /// Resolves the store's location; creates the data directory if missing.
+    pub fn resolve(env: &Environment, flags: &StoreFlags) -> Result<Self, ConfigError> {
+        let config_path = flags
+            .config
+            .clone()
+            .or_else(|| env.config_file.as_ref().map(PathBuf::from));
+        let file = match &config_path {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let (data_dir, origin) = if let Some(dir) = &flags.data_dir {
+            (dir.clone(), "--data-dir")
+        } else if let Some(dir) = &env.data_dir {
+            (PathBuf::from(dir), "MCP_HERO_DATA_DIR")
+        } else if let Some(dir) = &file.data_dir {
+            (dir.clone(), "the config file")
+        } else {
+            (PathBuf::from(DEFAULT_DATA_DIR), "the default")
+        };
+        let location = match &env.database_url {
+            Some(url) => {
+                let scheme_ok = ["postgres://", "postgresql://"]
+                    .iter()
+                    .any(|s| url.expose_secret().starts_with(s));
+                if !scheme_ok {
+                    return Err(ConfigError::Invalid {
+                        key: "database URL",
+                        value: "(hidden)".to_owned(),
+                        origin: DATABASE_URL_VAR.to_owned(),
+                        reason: "expected a postgres:// URL; leave it unset for the embedded SQLite database".to_owned(),
+                    });
+                }
+                DatabaseLocation::Postgres { url: url.clone() }
+            }
+            None => {
+                ensure_data_dir(&data_dir, origin)?;
+                DatabaseLocation::Sqlite {
+                    path: data_dir.join(SQLITE_FILE_NAME),
+                }
+            }
+        };
+        Ok(StoreConfig {
+            location,
+            data_dir,
+            file,
+        })
+    }
+
+    /// Resolves the serve settings, using the same config file.
+    pub fn serve_config(
+        &self,
+        env: &Environment,
+        flags: &ServeFlags,
+    ) -> Result<ServeConfig, ConfigError> {
+        let (listen, origin) = if let Some(listen) = &flags.listen {
+            (listen.clone(), "--listen")
+        } else if let Some(listen) = &env.listen {
+            (listen.clone(), "MCP_HERO_LISTEN")
+        } else if let Some(listen) = &self.file.listen {
+            (listen.clone(), "the config file")
+        } else {
+            (DEFAULT_LISTEN.to_owned(), "the default")
+        };
+        let listen = listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                key: "listen address",
+                value: listen.clone(),
+                origin: origin.to_owned(),
+                reason: "expected IP:PORT, such as 127.0.0.1:8080 or [::1]:8080".to_owned(),
+            })?;
+        let cert = flags
+            .tls_cert
+            .clone()
+            .or_else(|| self.file.tls.cert.clone());
+        let key = flags.tls_key.clone().or_else(|| self.file.tls.key.clone());
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(cert), None) => return Err(tls_pair_error("--tls-key / tls.key", &cert)),
+            (None, Some(key)) => return Err(tls_pair_error("--tls-cert / tls.cert", &key)),
+        };
+        let max_body_bytes = self
+            .file
+            .http
+            .max_body_bytes
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "http.max_body_bytes",
+                value: max_body_bytes.to_string(),
+                origin: "the config file".to_owned(),
+                reason: "expected between 1024 and 16777216".to_owned(),
+            });
+        }
+        Ok(ServeConfig {
+            listen,
+            tls,
+            max_body_bytes,
+        })
+    }
+}
+
+fn tls_pair_error(missing: &'static str, given: &Path) -> ConfigError {
+    ConfigError::Invalid {
+        key: "TLS configuration",
+        value: given.display().to_string(),
+        origin: "--tls-cert/--tls-key or [tls]".to_owned(),
+        reason: format!("a certificate and a key are needed together; {missing} is missing"),
+    }
+}
+
+fn ensure_data_dir(dir: &Path, origin: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "data directory",
+        value: dir.display().to_string(),
+        origin: origin.to_owned(),
+        reason,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(invalid("exists and is not a directory".to_owned()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create it: {e}")))?;
+    restrict_permissions(dir).map_err(|e| invalid(format!("cannot restrict its permissions: {e}")))
+}
+
+/// The data directory holds the database: only the gateway's user may read it.
+fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! Configuration parsing: every bad value is refused with a message naming it (S11).
+
+use std::ffi::OsString;
+use std::io::Write as _;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Environment {
+    let pairs: Vec<(String, OsString)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+        .collect();
+    Environment::from_lookup(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+fn vault_error(pairs: &[(&str, &str)]) -> String {
+    env(pairs).vault().unwrap_err().to_string()
+}
+
+#[test]
+fn s11_root_secret_is_required_and_validated() {
+    let missing = vault_error(&[]);
+    assert!(
+        missing.starts_with("MCP_HERO_ROOT_SECRET is not set"),
+        "{missing}"
+    );
+    assert!(missing.contains("mcp-hero secret generate"), "{missing}");
+    let malformed = vault_error(&[(ROOT_SECRET_VAR, "%%%not base64%%%")]);
+    assert_eq!(
+        malformed,
+        "MCP_HERO_ROOT_SECRET is not valid base64. Generate a valid one with `mcp-hero secret generate`"
+    );
+    let short = vault_error(&[(ROOT_SECRET_VAR, "c2hvcnQ=")]);
+    assert!(
+        short.contains("MCP_HERO_ROOT_SECRET decodes to 5 bytes; at least 32 are required"),
+        "{short}"
+    );
+    let previous = vault_error(&[
+        (
+            ROOT_SECRET_VAR,
+            "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        ),
+        (ROOT_SECRET_PREVIOUS_VAR, "c2hvcnQ="),
+    ]);
+    assert!(
+        previous.starts_with("MCP_HERO_ROOT_SECRET_PREVIOUS decodes to 5 bytes"),
+        "{previous}"
+    );
+    assert!(
+        env(&[(
+            ROOT_SECRET_VAR,
+            "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+        )])
+        .vault()
+        .is_ok()
+    );
+}
+
+fn file_error(contents: &str) -> String {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(contents.as_bytes()).unwrap();
+    let flags = StoreFlags {
+        data_dir: Some(tempfile::tempdir().unwrap().keep()),
+        config: Some(file.path().to_owned()),
+    };
+    match StoreConfig::resolve(&env(&[]), &flags) {
+        Ok(_) => panic!("{contents:?} was accepted"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn config_file_errors_name_the_key() {
+    assert!(file_error("lisen = \"1.2.3.4:5\"").contains("unknown field `lisen`"));
+    assert!(file_error("[tls]\ncertificate = \"x\"").contains("unknown field `certificate`"));
+    assert!(file_error("listen = 5").contains("invalid type"));
+    assert!(file_error("listen = ").contains("config file"));
+    let secret = file_error("root_secret = \"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\"");
+    assert!(
+        secret.contains(
+            "`root_secret` may not be set in a file; set MCP_HERO_ROOT_SECRET in the environment"
+        ),
+        "{secret}"
+    );
+    assert!(
+        !secret.contains("QUFB"),
+        "the message must not echo the secret: {secret}"
+    );
+}
+
+#[test]
+fn serve_settings_are_validated_with_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = StoreFlags {
+        data_dir: Some(dir.path().to_owned()),
+        config: None,
+    };
+    let store_config = StoreConfig::resolve(&env(&[]), &flags).unwrap();
+    let serve = |env_pairs: &[(&str, &str)], serve_flags: ServeFlags| {
+        store_config.serve_config(&env(env_pairs), &serve_flags)
+    };
+
+    let default = serve(&[], ServeFlags::default()).unwrap();
+    assert_eq!(default.listen.to_string(), "127.0.0.1:8080");
+    let from_env = serve(&[("MCP_HERO_LISTEN", "127.0.0.1:9")], ServeFlags::default()).unwrap();
+    assert_eq!(from_env.listen.to_string(), "127.0.0.1:9");
+    let flag_wins = ServeFlags {
+        listen: Some("[::1]:7".to_owned()),
+        ..ServeFlags::default()
+    };
+    assert_eq!(
+        serve(&[("MCP_HERO_LISTEN", "127.0.0.1:9")], flag_wins)
+            .unwrap()
+            .listen
+            .to_string(),
+        "[::1]:7"
+    );
+
+    let bad = ServeFlags {
+        listen: Some("localhost".to_owned()),
+        ..ServeFlags::default()
+    };
+    let message = serve(&[], bad).unwrap_err().to_string();
+    assert!(
+        message.starts_with("invalid listen address \"localhost\" (from --listen)"),
+        "{message}"
+    );
+    let half_tls = ServeFlags {
+        tls_cert: Some("cert.pem".into()),
+        ..ServeFlags::default()
+    };
+    assert!(
+        serve(&[], half_tls)
+            .unwrap_err()
+            .to_string()
+            .contains("--tls-key / tls.key is missing")
+    );
+}
+
+#[test]
+fn database_url_must_be_postgres_and_is_never_echoed() {
+    let flags = StoreFlags::default();
+    let result = StoreConfig::resolve(
+        &env(&[(DATABASE_URL_VAR, "mysql://user:hunter2@db/x")]),
+        &flags,
+    );
+    let message = result.err().unwrap().to_string();
+    assert!(message.contains("expected a postgres:// URL"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn data_dir_that_is_a_file_is_refused() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let flags = StoreFlags {
+        data_dir: Some(file.path().to_owned()),
+        config: None,
+    };
+    let message = StoreConfig::resolve(&env(&[]), &flags)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("exists and is not a directory") && message.contains("(from --data-dir)"),
+        "{message}"
+    );
+}

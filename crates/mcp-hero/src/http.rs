@@ -1,0 +1,200 @@
+//! The HTTP surface: router, middleware stack, operational endpoints and the OpenAPI document.
+//!
+//! Every route is registered through `utoipa_axum`'s `OpenApiRouter`, so a route cannot exist
+//! without its entry in `/api/v1/openapi.json`; the cross-tenant matrix test walks that document.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::metrics::Metrics;
+
+/// What every handler can reach: the store and the metrics registry.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store (database + vault).
+    pub store: store::Store,
+    /// Prometheus counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Wraps a store with fresh metrics.
+    pub fn new(store: store::Store) -> Self {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "MCP Hero API",
+        description = "Manage an MCP Hero organization. Authenticate with a personal access token: \
+                       `Authorization: Bearer mcph_pat_...`. Every id is scoped to the caller's organization: \
+                       an id of another organization answers 404, like one that does not exist. \
+                       No response ever contains a secret; a token is shown once, when created."
+    ),
+    modifiers(&BearerSecurity),
+    tags(
+        (name = "organization", description = "The caller's organization"),
+        (name = "members", description = "Members and their roles"),
+        (name = "tokens", description = "Personal access tokens"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("mcph_pat_...")
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+        .routes(routes!(openapi_json))
+        .routes(routes!(api::get_organization))
+        .routes(routes!(api::list_members, api::add_member))
+        .routes(routes!(
+            api::get_member,
+            api::change_member_role,
+            api::remove_member
+        ))
+        .routes(routes!(api::list_tokens, api::create_token))
+        .routes(routes!(api::revoke_token))
+}
+
+/// The OpenAPI document, built once from the same router that serves the routes.
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| api_router().into_openapi())
+}
+
+/// The complete application with its middleware stack.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (routes, _) = api_router().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    // Layers run top to bottom on the way in:
+    let middleware = ServiceBuilder::new()
+        // 1. Mark credentials sensitive before anything can log or debug-print the headers.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+        ]))
+        // 2. Name the request, so its log lines and the client's error can be matched.
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        // 3. One span per request: method, matched route and request id; never the query or headers.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |path| path.as_str());
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = %request.method(), route, request_id = id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        // 4. Return the request id to the client.
+        .layer(PropagateRequestIdLayer::new(request_id));
+    routes
+        // Innermost: count requests by route and status (sees the matched route).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound("route")
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers within two seconds.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses((status = 200, description = "Ready to serve", body = String), (status = 503, description = "The database does not answer"))
+)]
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timed out").into_response(),
+    }
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", body = String)))]
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document")))]
+async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

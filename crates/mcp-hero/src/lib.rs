@@ -1,0 +1,15 @@
+//! The MCP Hero gateway binary's library: configuration, CLI commands and the HTTP surface.
+//!
+//! Main pieces: [`config`] (the only module that reads the process environment), [`cli`] (the
+//! command line), [`http`] (router, API, OpenAPI document, metrics), [`serve`] (listeners and
+//! shutdown), [`admin`] (operator commands) and [`quickstart`] (a first run for newcomers).
+//!
+//! Only this crate knows routes and API JSON; it turns store rows into view structs by hand and
+//! never serializes a store or vault type directly.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod quickstart;
+pub mod serve;

@@ -1,0 +1,113 @@
+//! Serving: bind, optionally terminate TLS (S13), run until Ctrl-C or SIGTERM, then drain.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::config::{Environment, ServeConfig, ServeFlags, StoreConfig, StoreFlags};
+use crate::http::{AppState, router};
+
+/// How long in-flight requests get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `mcp-hero serve`: validates everything, opens (and migrates) the store, then serves.
+pub async fn run(
+    env: &Environment,
+    store_flags: &StoreFlags,
+    serve_flags: &ServeFlags,
+) -> anyhow::Result<()> {
+    let store_config = StoreConfig::resolve(env, store_flags)?;
+    let serve_config = store_config.serve_config(env, serve_flags)?;
+    let store = crate::admin::open_store(env, &store_config).await?;
+    serve(store, serve_config, |_| ()).await
+}
+
+/// Serves the API until a shutdown signal; `on_listening` learns the bound address (port 0 works).
+pub async fn serve(
+    store: store::Store,
+    config: ServeConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let app = router(AppState::new(store.clone()), config.max_body_bytes);
+    let result = match &config.tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let local = listener.local_addr()?;
+            announce(local, "http");
+            on_listening(local);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("HTTP server failed")
+        }
+        Some(tls) => {
+            let rustls = RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load the TLS certificate {} and key {} (PEM expected)",
+                        tls.cert.display(),
+                        tls.key.display()
+                    )
+                })?;
+            let handle: Handle<SocketAddr> = Handle::new();
+            let server = axum_server::bind_rustls(config.listen, rustls)
+                .handle(handle.clone())
+                .serve(app.into_make_service());
+            let server = tokio::spawn(server);
+            let local = handle
+                .listening()
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            announce(local, "https");
+            on_listening(local);
+            shutdown_signal().await;
+            handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
+            server
+                .await
+                .context("HTTPS server task failed")?
+                .context("HTTPS server failed")
+        }
+    };
+    store.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+fn announce(local: SocketAddr, scheme: &str) {
+    tracing::info!(address = %local, "listening on {scheme}://{local}");
+    if scheme == "http" && !local.ip().is_loopback() {
+        // S13: public traffic must be encrypted; say so loudly when it is not.
+        tracing::warn!(
+            address = %local,
+            "serving plain HTTP on a non-loopback address: tokens cross the network unencrypted. \
+             Use --tls-cert/--tls-key, or put a TLS-terminating proxy in front and listen on loopback"
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}
