@@ -1,0 +1,301 @@
+//! The real `mcp-hero` binary: root secret refusals (S11), rotation, config errors, serving over
+//! plain HTTP and TLS (S13), and the quickstart a newcomer runs first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET_A: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+const SECRET_B: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+
+/// The binary with an empty environment (only PATH), so nothing from the developer's shell leaks in.
+fn mcp_hero(env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-hero"));
+    command.env_clear().env("PATH", "/usr/bin:/bin").args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
+    mcp_hero(env, args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn check_refused(output: &Output, message: &str) {
+    assert!(!output.status.success(), "expected failure, got success: {}", stderr(output));
+    let text = stderr(output);
+    assert!(text.contains(message), "expected {message:?} in stderr:\n{text}");
+    for secret in [SECRET_A, SECRET_B] {
+        assert!(!text.contains(secret), "the error echoes a root secret:\n{text}");
+    }
+}
+
+#[test]
+fn s11_missing_malformed_short_and_wrong_root_secrets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for command in [&["migrate", "--data-dir", data][..], &["serve", "--data-dir", data], &["admin", "--data-dir", data, "rotate-key"]] {
+        let output = run(&[], command);
+        check_refused(&output, "MCP_HERO_ROOT_SECRET is not set");
+        check_refused(&output, "mcp-hero secret generate");
+    }
+    check_refused(&run(&[("MCP_HERO_ROOT_SECRET", "not base64 at all!")], &["migrate", "--data-dir", data]), "MCP_HERO_ROOT_SECRET is not valid base64");
+    check_refused(
+        &run(&[("MCP_HERO_ROOT_SECRET", "c2hvcnQ=")], &["migrate", "--data-dir", data]),
+        "MCP_HERO_ROOT_SECRET decodes to 5 bytes; at least 32 are required",
+    );
+    // A store created under A refuses B, before serving anything.
+    assert!(run(&[("MCP_HERO_ROOT_SECRET", SECRET_A)], &["migrate", "--data-dir", data]).status.success());
+    for command in [&["migrate", "--data-dir", data][..], &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]] {
+        check_refused(&run(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], command), "MCP_HERO_ROOT_SECRET does not match the root secret this store was created with");
+    }
+    // The secret is never taken from a flag.
+    let flag = run(&[], &["migrate", "--data-dir", data, "--root-secret", SECRET_A]);
+    assert!(!flag.status.success());
+    assert!(stderr(&flag).contains("unexpected argument '--root-secret'"), "{}", stderr(&flag));
+}
+
+#[test]
+fn secret_generate_prints_a_fresh_usable_secret() {
+    let first = stdout(&run(&[], &["secret", "generate"]));
+    let second = stdout(&run(&[], &["secret", "generate"]));
+    assert_ne!(first, second);
+    let first = first.trim();
+    assert_eq!(first.len(), 44, "32 bytes in padded base64: {first}");
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&[("MCP_HERO_ROOT_SECRET", first)], &["migrate", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("schema is up to date"));
+}
+
+#[test]
+fn admin_commands_and_rotate_key_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let with_a = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
+    let ok = |env: &[(&str, &str)], args: &[&str]| {
+        let output = run(env, args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    ok(&with_a, &["admin", "--data-dir", data, "org", "create", "--slug", "acme", "--owner", "Alice@Example.com"]);
+    ok(&with_a, &["admin", "--data-dir", data, "member", "add", "--org", "acme", "--email", "bob@example.com", "--role", "admin"]);
+    let token = ok(&with_a, &["admin", "--data-dir", data, "token", "create", "--org", "acme", "--email", "alice@example.com", "--name", "ci"]);
+    assert!(token.trim().starts_with("mcph_pat_"), "{token}");
+    check_refused(&run(&with_a, &["admin", "--data-dir", data, "member", "add", "--org", "nope", "--email", "c@example.com"]), "organization not found");
+    check_refused(&run(&with_a, &["admin", "--data-dir", data, "member", "add", "--org", "acme", "--email", "c@example.com", "--role", "root"]), "unknown role \"root\"");
+    check_refused(&run(&with_a, &["admin", "--data-dir", data, "token", "revoke", "--org", "acme", "--id", "nope"]), "token not found");
+    check_refused(&run(&with_a, &["admin", "--data-dir", data, "token", "create", "--org", "acme", "--email", "x@example.com", "--name", "t"]), "x@example.com is not a member of acme");
+
+    // Rotation: new secret with the old as previous; rotate-key re-seals; then the old one is gone.
+    let rotating = [("MCP_HERO_ROOT_SECRET", SECRET_B), ("MCP_HERO_ROOT_SECRET_PREVIOUS", SECRET_A)];
+    check_refused(&run(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], &["migrate", "--data-dir", data]), "does not match");
+    let report = ok(&rotating, &["admin", "--data-dir", data, "rotate-key"]);
+    assert!(report.contains("1 sealed records, 1 re-sealed"), "{report}");
+    ok(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], &["migrate", "--data-dir", data]);
+    check_refused(&run(&with_a, &["migrate", "--data-dir", data]), "does not match");
+}
+
+#[test]
+fn config_file_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp-hero.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"x\"\n").unwrap();
+    let output = run(
+        &[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_CONFIG", config.to_str().unwrap())],
+        &["serve", "--data-dir", dir.path().join("data").to_str().unwrap()],
+    );
+    check_refused(&output, "unknown field `cert_file`");
+    std::fs::write(&config, format!("root_secret = \"{SECRET_A}\"\n")).unwrap();
+    let output = run(&[("MCP_HERO_ROOT_SECRET", SECRET_A)], &["serve", "--config", config.to_str().unwrap()]);
+    check_refused(&output, "`root_secret` may not be set in a file; set MCP_HERO_ROOT_SECRET in the environment");
+    let output = run(&[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_LISTEN", "nowhere")], &["serve", "--data-dir", dir.path().to_str().unwrap()]);
+    check_refused(&output, "invalid listen address \"nowhere\" (from MCP_HERO_LISTEN)");
+    let output = run(&[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_LOG", "[[[")], &["migrate"]);
+    check_refused(&output, "invalid MCP_HERO_LOG");
+}
+
+/// A running gateway, killed when dropped.
+struct Running {
+    child: Child,
+    address: String,
+    log: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a command and waits for its "listening on" log line (stderr).
+fn start(mut command: Command) -> Running {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway never said it was listening:\n{log}");
+        }
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap();
+            let address = url.split("://").nth(1).unwrap_or(url).to_owned();
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+            return Running { child, address, log };
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+#[tokio::test]
+async fn s13_loopback_serves_without_warning_and_bad_tls_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
+    let loopback = start(mcp_hero(&env, &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]));
+    assert!(!loopback.log.contains("plain HTTP on a non-loopback"), "{}", loopback.log);
+    assert_eq!(client().get(format!("http://{}/readyz", loopback.address)).send().await.unwrap().status(), 200);
+    drop(loopback);
+    let missing = run(&env, &["serve", "--data-dir", data, "--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"]);
+    check_refused(&missing, "cannot load the TLS certificate /nonexistent.pem and key /nonexistent.key");
+    let half = run(&env, &["serve", "--data-dir", data, "--tls-cert", "/nonexistent.pem"]);
+    check_refused(&half, "--tls-key / tls.key is missing");
+}
+
+#[test]
+fn s13_non_loopback_warning_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = mcp_hero(
+        &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
+        &["serve", "--data-dir", dir.path().to_str().unwrap(), "--listen", "0.0.0.0:0"],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log.contains("plain HTTP on a non-loopback address") && Instant::now() < deadline {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        log.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(log.contains("WARN") && log.contains("plain HTTP on a non-loopback address"), "{log}");
+}
+
+fn write_self_signed(dir: &Path) -> (String, String, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert.to_str().unwrap().to_owned(), key.to_str().unwrap().to_owned(), cert_pem.into_bytes())
+}
+
+#[tokio::test]
+async fn s13_serves_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, cert_pem) = write_self_signed(dir.path());
+    let data = dir.path().join("data");
+    let running = start(mcp_hero(
+        &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
+        &["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key],
+    ));
+    assert!(running.log.contains("listening on https://"), "{}", running.log);
+    let port = running.address.rsplit(':').next().unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert_pem).unwrap())
+        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let answer = trusting.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "ok");
+    // Plain HTTP to the TLS port gets no API answer.
+    let plain = client().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+}
+
+#[tokio::test]
+async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("quickstart");
+    let data = data.to_str().unwrap();
+    let mut running = start(mcp_hero(&[], &["quickstart", "--data-dir", data, "--listen", "127.0.0.1:0"]));
+    // The welcome text goes to stdout after the listening line.
+    let mut stdout = BufReader::new(running.child.stdout.take().unwrap());
+    let mut welcome = String::new();
+    while !welcome.contains("Stop with Ctrl-C") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "quickstart output ended early:\n{welcome}");
+        welcome.push_str(&line);
+    }
+    let value_of = |key: &str| {
+        welcome
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in:\n{welcome}"))
+            .to_owned()
+    };
+    let root_secret = value_of("MCP_HERO_ROOT_SECRET=");
+    let token = value_of("MCP_HERO_TOKEN=");
+    assert!(welcome.contains("WITHOUT IT THIS DATA CAN NEVER BE OPENED AGAIN"));
+    assert!(welcome.contains(&format!("curl -H \"Authorization: Bearer $MCP_HERO_TOKEN\" http://{}/api/v1/organization", running.address)));
+    let org: serde_json::Value = client()
+        .get(format!("http://{}/api/v1/organization", running.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(org["slug"], "demo");
+    drop(running);
+
+    // The root secret is not kept on disk: not in the data dir, in any file.
+    for entry in std::fs::read_dir(data).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(root_secret.len()).any(|w| w == root_secret.as_bytes()));
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+    }
+    // A second quickstart on the same directory is refused and says how to restart it instead.
+    check_refused(&run(&[], &["quickstart", "--data-dir", data]), "already holds data");
+    // The printed secret reopens the data with `serve`.
+    let again = start(mcp_hero(&[("MCP_HERO_ROOT_SECRET", &root_secret)], &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]));
+    let members = client()
+        .get(format!("http://{}/api/v1/members", again.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(members.status(), 200);
+}
