@@ -388,17 +388,21 @@ fn ensure_data_dir(dir: &Path, origin: &str) -> Result<(), ConfigError> {
         origin: origin.to_owned(),
         reason,
     };
-    if dir.exists() && !dir.is_dir() {
-        return Err(invalid("exists and is not a directory".to_owned()));
+    if dir.exists() {
+        return if dir.is_dir() {
+            Ok(())
+        } else {
+            Err(invalid("exists and is not a directory".to_owned()))
+        };
     }
-    std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create it: {e}")))?;
-    restrict_permissions(dir).map_err(|e| invalid(format!("cannot restrict its permissions: {e}")))
-}
-
-/// The data directory holds the database: only the gateway's user may read it.
-fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    // A directory we create holds the database: only the gateway's user may read it. An existing
+    // one keeps the permissions its operator gave it.
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| invalid(format!("cannot create it: {e}")))
 }
 
 #[cfg(test)]

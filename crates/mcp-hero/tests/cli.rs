@@ -143,23 +143,27 @@ impl Drop for Running {
 
 /// Starts a command and waits for its "listening on" log line (stderr).
 fn start(mut command: Command) -> Running {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // From here on, dropping `running` kills and reaps the child, whatever happens.
+    let mut running = Running {
+        child,
+        address: String::new(),
+        log: String::new(),
+    };
+    let mut reader = BufReader::new(running.child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the gateway never said it was listening:\n{log}");
+            panic!("the gateway never said it was listening:\n{}", running.log);
         }
-        log.push_str(&line);
+        running.log.push_str(&line);
         if let Some(rest) = line.split("listening on ").nth(1) {
             let url = rest.split_whitespace().next().unwrap();
-            let address = url.split("://").nth(1).unwrap_or(url).to_owned();
+            running.address = url.split("://").nth(1).unwrap_or(url).to_owned();
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            return Running { child, address, log };
+            return running;
         }
     }
 }

@@ -36,6 +36,12 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         id_column: "id",
         org_column: Some("org_id"),
     },
+    SealedColumn {
+        table: "variables",
+        column: "preview_sealed",
+        id_column: "id",
+        org_column: Some("org_id"),
+    },
 ];
 
 /// What a rotation did.

@@ -1,9 +1,9 @@
 //! Organization variables: strings stored as given, passwords sealed by the vault (S9, S12, S15).
 //!
 //! Issue 5 attaches variables to servers; the table and the sealing rules are settled here.
-//! No preview of a password is stored: the last-4 preview is computed by opening the record when
-//! metadata is read, and is withheld for values shorter than [`PREVIEW_MIN_CHARS`], where four
-//! characters would give away too much of the secret.
+//! A password's last-4 preview is sealed in its own column when the value is stored, so listing
+//! metadata opens only those four characters, never the secret itself (S14). Values shorter than
+//! [`PREVIEW_MIN_CHARS`] get no preview: four characters would give away too much of them.
 
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sqlx::Row;
@@ -62,6 +62,20 @@ fn sealed_context<'a>(scope: &'a OrgScope, id: &'a str) -> RecordContext<'a> {
     }
 }
 
+fn preview_context<'a>(scope: &'a OrgScope, id: &'a str) -> RecordContext<'a> {
+    RecordContext {
+        column: "preview_sealed",
+        ..sealed_context(scope, id)
+    }
+}
+
+/// A sealed column's value as the insert binds it.
+struct StoredValue {
+    text: Option<String>,
+    sealed: Option<Vec<u8>>,
+    preview_sealed: Option<Vec<u8>>,
+}
+
 fn validate_name(name: &str) -> Result<(), StoreError> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -100,7 +114,11 @@ impl Store {
         validate_name(name)?;
         validate_size(value.len())?;
         self.insert_variable(scope, name, VariableKind::String, |_| {
-            Ok((Some(value.to_owned()), None))
+            Ok(StoredValue {
+                text: Some(value.to_owned()),
+                sealed: None,
+                preview_sealed: None,
+            })
         })
         .await
     }
@@ -118,7 +136,14 @@ impl Store {
             let sealed = self
                 .vault
                 .seal(&sealed_context(scope, id), value.expose_secret().as_bytes())?;
-            Ok((None, Some(sealed.into_bytes())))
+            let preview_sealed = password_preview(value.expose_secret())
+                .map(|preview| self.vault.seal(&preview_context(scope, id), preview.as_bytes()))
+                .transpose()?;
+            Ok(StoredValue {
+                text: None,
+                sealed: Some(sealed.into_bytes()),
+                preview_sealed: preview_sealed.map(vault::SealedRecord::into_bytes),
+            })
         })
         .await
     }
@@ -128,21 +153,22 @@ impl Store {
         scope: &OrgScope,
         name: &str,
         kind: VariableKind,
-        value: impl FnOnce(&str) -> Result<(Option<String>, Option<Vec<u8>>), StoreError>,
+        value: impl FnOnce(&str) -> Result<StoredValue, StoreError>,
     ) -> Result<VariableMeta, StoreError> {
         let id = VariableId::random();
-        let (text, sealed) = value(id.as_str())?;
+        let stored = value(id.as_str())?;
         let now = unix_now();
         sqlx::query(
-            "INSERT INTO variables (id, org_id, name, kind, value_text, value_sealed, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO variables (id, org_id, name, kind, value_text, value_sealed, preview_sealed, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(id.as_str())
         .bind(scope.org_id().as_str())
         .bind(name)
         .bind(kind.as_str())
-        .bind(text)
-        .bind(sealed)
+        .bind(stored.text)
+        .bind(stored.sealed)
+        .bind(stored.preview_sealed)
         .bind(now)
         .execute(&self.pool)
         .await
@@ -153,7 +179,7 @@ impl Store {
     /// One variable's metadata by name.
     pub async fn variable(&self, scope: &OrgScope, name: &str) -> Result<VariableMeta, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, kind, value_text, value_sealed, created_at, updated_at FROM variables WHERE org_id = $1 AND name = $2",
+            "SELECT id, name, kind, value_text, preview_sealed, created_at, updated_at FROM variables WHERE org_id = $1 AND name = $2",
         )
         .bind(scope.org_id().as_str())
         .bind(name)
@@ -166,7 +192,7 @@ impl Store {
     /// Every variable's metadata in the scoped organization, by name.
     pub async fn list_variables(&self, scope: &OrgScope) -> Result<Vec<VariableMeta>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, kind, value_text, value_sealed, created_at, updated_at FROM variables WHERE org_id = $1 ORDER BY name",
+            "SELECT id, name, kind, value_text, preview_sealed, created_at, updated_at FROM variables WHERE org_id = $1 ORDER BY name",
         )
         .bind(scope.org_id().as_str())
         .fetch_all(&self.pool)
@@ -218,12 +244,14 @@ impl Store {
                 ));
             }
         };
-        let preview = match kind {
-            VariableKind::String => None,
-            VariableKind::Password => {
-                let record = SealedRecord::from_bytes(row.try_get("value_sealed")?);
-                let plaintext = self.vault.open(&sealed_context(scope, &id), &record)?;
-                password_preview(plaintext.expose_secret())
+        let preview = match row.try_get::<Option<Vec<u8>>, _>("preview_sealed")? {
+            None => None,
+            Some(bytes) => {
+                let opened = self.vault.open(&preview_context(scope, &id), &SealedRecord::from_bytes(bytes))?;
+                Some(
+                    String::from_utf8(opened.expose_secret().to_vec())
+                        .map_err(|_| StoreError::corrupt("variables", "preview is not UTF-8"))?,
+                )
             }
         };
         Ok(VariableMeta {
@@ -238,8 +266,7 @@ impl Store {
     }
 }
 
-fn password_preview(plaintext: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(plaintext).ok()?;
+fn password_preview(text: &str) -> Option<String> {
     let count = text.chars().count();
     (count >= PREVIEW_MIN_CHARS).then(|| {
         let last_four: String = text.chars().skip(count - 4).collect();

@@ -52,9 +52,11 @@ CREATE TABLE variables (
     kind TEXT NOT NULL CHECK (kind IN ('string', 'password')),
     value_text TEXT,
     value_sealed BLOB,
+    -- The last-4 preview of a long password, sealed on its own so listing never opens the secret.
+    preview_sealed BLOB,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     UNIQUE (org_id, name),
-    CHECK ((kind = 'string' AND value_text IS NOT NULL AND value_sealed IS NULL)
+    CHECK ((kind = 'string' AND value_text IS NOT NULL AND value_sealed IS NULL AND preview_sealed IS NULL)
         OR (kind = 'password' AND value_sealed IS NOT NULL AND value_text IS NULL))
 );
