@@ -34,11 +34,21 @@ fn stdout(output: &Output) -> String {
 }
 
 fn check_refused(output: &Output, message: &str) {
-    assert!(!output.status.success(), "expected failure, got success: {}", stderr(output));
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {}",
+        stderr(output)
+    );
     let text = stderr(output);
-    assert!(text.contains(message), "expected {message:?} in stderr:\n{text}");
+    assert!(
+        text.contains(message),
+        "expected {message:?} in stderr:\n{text}"
+    );
     for secret in [SECRET_A, SECRET_B] {
-        assert!(!text.contains(secret), "the error echoes a root secret:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "the error echoes a root secret:\n{text}"
+        );
     }
 }
 
@@ -46,25 +56,58 @@ fn check_refused(output: &Output, message: &str) {
 fn s11_missing_malformed_short_and_wrong_root_secrets_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    for command in [&["migrate", "--data-dir", data][..], &["serve", "--data-dir", data], &["admin", "--data-dir", data, "rotate-key"]] {
+    for command in [
+        &["migrate", "--data-dir", data][..],
+        &["serve", "--data-dir", data],
+        &["admin", "--data-dir", data, "rotate-key"],
+    ] {
         let output = run(&[], command);
         check_refused(&output, "MCP_HERO_ROOT_SECRET is not set");
         check_refused(&output, "mcp-hero secret generate");
     }
-    check_refused(&run(&[("MCP_HERO_ROOT_SECRET", "not base64 at all!")], &["migrate", "--data-dir", data]), "MCP_HERO_ROOT_SECRET is not valid base64");
     check_refused(
-        &run(&[("MCP_HERO_ROOT_SECRET", "c2hvcnQ=")], &["migrate", "--data-dir", data]),
+        &run(
+            &[("MCP_HERO_ROOT_SECRET", "not base64 at all!")],
+            &["migrate", "--data-dir", data],
+        ),
+        "MCP_HERO_ROOT_SECRET is not valid base64",
+    );
+    check_refused(
+        &run(
+            &[("MCP_HERO_ROOT_SECRET", "c2hvcnQ=")],
+            &["migrate", "--data-dir", data],
+        ),
         "MCP_HERO_ROOT_SECRET decodes to 5 bytes; at least 32 are required",
     );
     // A store created under A refuses B, before serving anything.
-    assert!(run(&[("MCP_HERO_ROOT_SECRET", SECRET_A)], &["migrate", "--data-dir", data]).status.success());
-    for command in [&["migrate", "--data-dir", data][..], &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]] {
-        check_refused(&run(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], command), "MCP_HERO_ROOT_SECRET does not match the root secret this store was created with");
+    assert!(
+        run(
+            &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
+            &["migrate", "--data-dir", data]
+        )
+        .status
+        .success()
+    );
+    for command in [
+        &["migrate", "--data-dir", data][..],
+        &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+    ] {
+        check_refused(
+            &run(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], command),
+            "MCP_HERO_ROOT_SECRET does not match the root secret this store was created with",
+        );
     }
     // The secret is never taken from a flag.
-    let flag = run(&[], &["migrate", "--data-dir", data, "--root-secret", SECRET_A]);
+    let flag = run(
+        &[],
+        &["migrate", "--data-dir", data, "--root-secret", SECRET_A],
+    );
     assert!(!flag.status.success());
-    assert!(stderr(&flag).contains("unexpected argument '--root-secret'"), "{}", stderr(&flag));
+    assert!(
+        stderr(&flag).contains("unexpected argument '--root-secret'"),
+        "{}",
+        stderr(&flag)
+    );
 }
 
 #[test]
@@ -75,7 +118,10 @@ fn secret_generate_prints_a_fresh_usable_secret() {
     let first = first.trim();
     assert_eq!(first.len(), 44, "32 bytes in padded base64: {first}");
     let dir = tempfile::tempdir().unwrap();
-    let output = run(&[("MCP_HERO_ROOT_SECRET", first)], &["migrate", "--data-dir", dir.path().to_str().unwrap()]);
+    let output = run(
+        &[("MCP_HERO_ROOT_SECRET", first)],
+        &["migrate", "--data-dir", dir.path().to_str().unwrap()],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("schema is up to date"));
 }
@@ -90,40 +136,195 @@ fn admin_commands_and_rotate_key_through_the_cli() {
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         stdout(&output)
     };
-    ok(&with_a, &["admin", "--data-dir", data, "org", "create", "--slug", "acme", "--owner", "Alice@Example.com"]);
-    ok(&with_a, &["admin", "--data-dir", data, "member", "add", "--org", "acme", "--email", "bob@example.com", "--role", "admin"]);
-    let token = ok(&with_a, &["admin", "--data-dir", data, "token", "create", "--org", "acme", "--email", "alice@example.com", "--name", "ci"]);
+    ok(
+        &with_a,
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "org",
+            "create",
+            "--slug",
+            "acme",
+            "--owner",
+            "Alice@Example.com",
+        ],
+    );
+    ok(
+        &with_a,
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "member",
+            "add",
+            "--org",
+            "acme",
+            "--email",
+            "bob@example.com",
+            "--role",
+            "admin",
+        ],
+    );
+    let token = ok(
+        &with_a,
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "token",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "ci",
+        ],
+    );
     assert!(token.trim().starts_with("mcph_pat_"), "{token}");
-    check_refused(&run(&with_a, &["admin", "--data-dir", data, "member", "add", "--org", "nope", "--email", "c@example.com"]), "organization not found");
-    check_refused(&run(&with_a, &["admin", "--data-dir", data, "member", "add", "--org", "acme", "--email", "c@example.com", "--role", "root"]), "unknown role \"root\"");
-    check_refused(&run(&with_a, &["admin", "--data-dir", data, "token", "revoke", "--org", "acme", "--id", "nope"]), "token not found");
-    check_refused(&run(&with_a, &["admin", "--data-dir", data, "token", "create", "--org", "acme", "--email", "x@example.com", "--name", "t"]), "x@example.com is not a member of acme");
+    check_refused(
+        &run(
+            &with_a,
+            &[
+                "admin",
+                "--data-dir",
+                data,
+                "member",
+                "add",
+                "--org",
+                "nope",
+                "--email",
+                "c@example.com",
+            ],
+        ),
+        "organization not found",
+    );
+    check_refused(
+        &run(
+            &with_a,
+            &[
+                "admin",
+                "--data-dir",
+                data,
+                "member",
+                "add",
+                "--org",
+                "acme",
+                "--email",
+                "c@example.com",
+                "--role",
+                "root",
+            ],
+        ),
+        "unknown role \"root\"",
+    );
+    check_refused(
+        &run(
+            &with_a,
+            &[
+                "admin",
+                "--data-dir",
+                data,
+                "token",
+                "revoke",
+                "--org",
+                "acme",
+                "--id",
+                "nope",
+            ],
+        ),
+        "token not found",
+    );
+    check_refused(
+        &run(
+            &with_a,
+            &[
+                "admin",
+                "--data-dir",
+                data,
+                "token",
+                "create",
+                "--org",
+                "acme",
+                "--email",
+                "x@example.com",
+                "--name",
+                "t",
+            ],
+        ),
+        "x@example.com is not a member of acme",
+    );
 
     // Rotation: new secret with the old as previous; rotate-key re-seals; then the old one is gone.
-    let rotating = [("MCP_HERO_ROOT_SECRET", SECRET_B), ("MCP_HERO_ROOT_SECRET_PREVIOUS", SECRET_A)];
-    check_refused(&run(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], &["migrate", "--data-dir", data]), "does not match");
+    let rotating = [
+        ("MCP_HERO_ROOT_SECRET", SECRET_B),
+        ("MCP_HERO_ROOT_SECRET_PREVIOUS", SECRET_A),
+    ];
+    check_refused(
+        &run(
+            &[("MCP_HERO_ROOT_SECRET", SECRET_B)],
+            &["migrate", "--data-dir", data],
+        ),
+        "does not match",
+    );
     let report = ok(&rotating, &["admin", "--data-dir", data, "rotate-key"]);
     assert!(report.contains("1 sealed records, 1 re-sealed"), "{report}");
-    ok(&[("MCP_HERO_ROOT_SECRET", SECRET_B)], &["migrate", "--data-dir", data]);
-    check_refused(&run(&with_a, &["migrate", "--data-dir", data]), "does not match");
+    ok(
+        &[("MCP_HERO_ROOT_SECRET", SECRET_B)],
+        &["migrate", "--data-dir", data],
+    );
+    check_refused(
+        &run(&with_a, &["migrate", "--data-dir", data]),
+        "does not match",
+    );
 }
 
 #[test]
 fn config_file_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mcp-hero.toml");
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"x\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[tls]\ncert_file = \"x\"\n",
+    )
+    .unwrap();
     let output = run(
-        &[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_CONFIG", config.to_str().unwrap())],
-        &["serve", "--data-dir", dir.path().join("data").to_str().unwrap()],
+        &[
+            ("MCP_HERO_ROOT_SECRET", SECRET_A),
+            ("MCP_HERO_CONFIG", config.to_str().unwrap()),
+        ],
+        &[
+            "serve",
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+        ],
     );
     check_refused(&output, "unknown field `cert_file`");
     std::fs::write(&config, format!("root_secret = \"{SECRET_A}\"\n")).unwrap();
-    let output = run(&[("MCP_HERO_ROOT_SECRET", SECRET_A)], &["serve", "--config", config.to_str().unwrap()]);
-    check_refused(&output, "`root_secret` may not be set in a file; set MCP_HERO_ROOT_SECRET in the environment");
-    let output = run(&[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_LISTEN", "nowhere")], &["serve", "--data-dir", dir.path().to_str().unwrap()]);
-    check_refused(&output, "invalid listen address \"nowhere\" (from MCP_HERO_LISTEN)");
-    let output = run(&[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_LOG", "[[[")], &["migrate"]);
+    let output = run(
+        &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
+        &["serve", "--config", config.to_str().unwrap()],
+    );
+    check_refused(
+        &output,
+        "`root_secret` may not be set in a file; set MCP_HERO_ROOT_SECRET in the environment",
+    );
+    let output = run(
+        &[
+            ("MCP_HERO_ROOT_SECRET", SECRET_A),
+            ("MCP_HERO_LISTEN", "nowhere"),
+        ],
+        &["serve", "--data-dir", dir.path().to_str().unwrap()],
+    );
+    check_refused(
+        &output,
+        "invalid listen address \"nowhere\" (from MCP_HERO_LISTEN)",
+    );
+    let output = run(
+        &[("MCP_HERO_ROOT_SECRET", SECRET_A), ("MCP_HERO_LOG", "[[[")],
+        &["migrate"],
+    );
     check_refused(&output, "invalid MCP_HERO_LOG");
 }
 
@@ -143,7 +344,12 @@ impl Drop for Running {
 
 /// Starts a command and waits for its "listening on" log line (stderr).
 fn start(mut command: Command) -> Running {
-    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // From here on, dropping `running` kills and reaps the child, whatever happens.
     let mut running = Running {
         child,
@@ -169,7 +375,10 @@ fn start(mut command: Command) -> Running {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -177,13 +386,53 @@ async fn s13_loopback_serves_without_warning_and_bad_tls_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let env = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
-    let loopback = start(mcp_hero(&env, &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]));
-    assert!(!loopback.log.contains("plain HTTP on a non-loopback"), "{}", loopback.log);
-    assert_eq!(client().get(format!("http://{}/readyz", loopback.address)).send().await.unwrap().status(), 200);
+    let loopback = start(mcp_hero(
+        &env,
+        &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+    ));
+    assert!(
+        !loopback.log.contains("plain HTTP on a non-loopback"),
+        "{}",
+        loopback.log
+    );
+    assert_eq!(
+        client()
+            .get(format!("http://{}/readyz", loopback.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     drop(loopback);
-    let missing = run(&env, &["serve", "--data-dir", data, "--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"]);
-    check_refused(&missing, "cannot load the TLS certificate /nonexistent.pem and key /nonexistent.key");
-    let half = run(&env, &["serve", "--data-dir", data, "--tls-cert", "/nonexistent.pem"]);
+    let missing = run(
+        &env,
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.key",
+        ],
+    );
+    check_refused(
+        &missing,
+        "cannot load the TLS certificate /nonexistent.pem and key /nonexistent.key",
+    );
+    let half = run(
+        &env,
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--tls-cert",
+            "/nonexistent.pem",
+        ],
+    );
     check_refused(&half, "--tls-key / tls.key is missing");
 }
 
@@ -192,7 +441,13 @@ fn s13_non_loopback_warning_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = mcp_hero(
         &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
-        &["serve", "--data-dir", dir.path().to_str().unwrap(), "--listen", "0.0.0.0:0"],
+        &[
+            "serve",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ],
     )
     .stdin(Stdio::null())
     .stdout(Stdio::null())
@@ -211,7 +466,10 @@ fn s13_non_loopback_warning_is_logged() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(log.contains("WARN") && log.contains("plain HTTP on a non-loopback address"), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("plain HTTP on a non-loopback address"),
+        "{log}"
+    );
 }
 
 fn write_self_signed(dir: &Path) -> (String, String, Vec<u8>) {
@@ -221,7 +479,11 @@ fn write_self_signed(dir: &Path) -> (String, String, Vec<u8>) {
     let key = dir.join("key.pem");
     std::fs::write(&cert, &cert_pem).unwrap();
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    (cert.to_str().unwrap().to_owned(), key.to_str().unwrap().to_owned(), cert_pem.into_bytes())
+    (
+        cert.to_str().unwrap().to_owned(),
+        key.to_str().unwrap().to_owned(),
+        cert_pem.into_bytes(),
+    )
 }
 
 #[tokio::test]
@@ -231,20 +493,41 @@ async fn s13_serves_https_with_the_given_certificate() {
     let data = dir.path().join("data");
     let running = start(mcp_hero(
         &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
-        &["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key],
+        &[
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
     ));
-    assert!(running.log.contains("listening on https://"), "{}", running.log);
+    assert!(
+        running.log.contains("listening on https://"),
+        "{}",
+        running.log
+    );
     let port = running.address.rsplit(':').next().unwrap();
     let trusting = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&cert_pem).unwrap())
         .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
         .build()
         .unwrap();
-    let answer = trusting.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    let answer = trusting
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "ok");
     // Plain HTTP to the TLS port gets no API answer.
-    let plain = client().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    let plain = client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
 }
 
@@ -253,13 +536,19 @@ async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("quickstart");
     let data = data.to_str().unwrap();
-    let mut running = start(mcp_hero(&[], &["quickstart", "--data-dir", data, "--listen", "127.0.0.1:0"]));
+    let mut running = start(mcp_hero(
+        &[],
+        &["quickstart", "--data-dir", data, "--listen", "127.0.0.1:0"],
+    ));
     // The welcome text goes to stdout after the listening line.
     let mut stdout = BufReader::new(running.child.stdout.take().unwrap());
     let mut welcome = String::new();
     while !welcome.contains("Stop with Ctrl-C") {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "quickstart output ended early:\n{welcome}");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "quickstart output ended early:\n{welcome}"
+        );
         welcome.push_str(&line);
     }
     let value_of = |key: &str| {
@@ -272,7 +561,10 @@ async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
     let root_secret = value_of("MCP_HERO_ROOT_SECRET=");
     let token = value_of("MCP_HERO_TOKEN=");
     assert!(welcome.contains("WITHOUT IT THIS DATA CAN NEVER BE OPENED AGAIN"));
-    assert!(welcome.contains(&format!("curl -H \"Authorization: Bearer $MCP_HERO_TOKEN\" http://{}/api/v1/organization", running.address)));
+    assert!(welcome.contains(&format!(
+        "curl -H \"Authorization: Bearer $MCP_HERO_TOKEN\" http://{}/api/v1/organization",
+        running.address
+    )));
     let org: serde_json::Value = client()
         .get(format!("http://{}/api/v1/organization", running.address))
         .bearer_auth(&token)
@@ -288,13 +580,23 @@ async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
     // The root secret is not kept on disk: not in the data dir, in any file.
     for entry in std::fs::read_dir(data).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!bytes.windows(root_secret.len()).any(|w| w == root_secret.as_bytes()));
+        assert!(
+            !bytes
+                .windows(root_secret.len())
+                .any(|w| w == root_secret.as_bytes())
+        );
         assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
     }
     // A second quickstart on the same directory is refused and says how to restart it instead.
-    check_refused(&run(&[], &["quickstart", "--data-dir", data]), "already holds data");
+    check_refused(
+        &run(&[], &["quickstart", "--data-dir", data]),
+        "already holds data",
+    );
     // The printed secret reopens the data with `serve`.
-    let again = start(mcp_hero(&[("MCP_HERO_ROOT_SECRET", &root_secret)], &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]));
+    let again = start(mcp_hero(
+        &[("MCP_HERO_ROOT_SECRET", &root_secret)],
+        &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+    ));
     let members = client()
         .get(format!("http://{}/api/v1/members", again.address))
         .bearer_auth(&token)

@@ -137,7 +137,10 @@ impl Store {
                 .vault
                 .seal(&sealed_context(scope, id), value.expose_secret().as_bytes())?;
             let preview_sealed = password_preview(value.expose_secret())
-                .map(|preview| self.vault.seal(&preview_context(scope, id), preview.as_bytes()))
+                .map(|preview| {
+                    self.vault
+                        .seal(&preview_context(scope, id), preview.as_bytes())
+                })
                 .transpose()?;
             Ok(StoredValue {
                 text: None,
@@ -247,7 +250,10 @@ impl Store {
         let preview = match row.try_get::<Option<Vec<u8>>, _>("preview_sealed")? {
             None => None,
             Some(bytes) => {
-                let opened = self.vault.open(&preview_context(scope, &id), &SealedRecord::from_bytes(bytes))?;
+                let opened = self.vault.open(
+                    &preview_context(scope, &id),
+                    &SealedRecord::from_bytes(bytes),
+                )?;
                 Some(
                     String::from_utf8(opened.expose_secret().to_vec())
                         .map_err(|_| StoreError::corrupt("variables", "preview is not UTF-8"))?,
