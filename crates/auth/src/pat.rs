@@ -46,6 +46,13 @@ impl TokenDigest {
             .collect()
     }
 
+    /// The lookup key's raw bytes, for in-memory maps that should not allocate per request.
+    pub fn lookup_prefix(&self) -> [u8; 8] {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&self.digest[..8]);
+        prefix
+    }
+
     /// The full digest, as stored.
     pub fn as_bytes(&self) -> &[u8] {
         &self.digest

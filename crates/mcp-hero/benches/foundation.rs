@@ -296,7 +296,12 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
     token: String,
+    /// Tokens never checked before, one per cold (cache-missing) measurement.
+    cold_tokens: Vec<String>,
 }
+
+/// How many cold token checks to time.
+const COLD_TOKENS: usize = 1_000;
 
 impl Fixture {
     async fn new() -> Self {
@@ -318,10 +323,20 @@ impl Fixture {
             .create_token(&scope, &owner, "bench", None, &token.digest)
             .await
             .expect("token");
+        let mut cold_tokens = Vec::with_capacity(COLD_TOKENS);
+        for _ in 0..COLD_TOKENS {
+            let cold = auth::pat::generate();
+            store
+                .create_token(&scope, &owner, "cold", None, &cold.digest)
+                .await
+                .expect("token");
+            cold_tokens.push(cold.secret.expose_secret().to_owned());
+        }
         Fixture {
             _dir: dir,
             store,
             token: token.secret.expose_secret().to_owned(),
+            cold_tokens,
         }
     }
 }
@@ -394,6 +409,22 @@ async fn print_token_check(fixture: &Fixture) -> usize {
     let p50 = percentile_micros(&check_ns, 50.0);
     let p99 = percentile_micros(&check_ns, 99.0);
 
+    // Cold: each token's first check misses the cache and reads the database.
+    let mut cold_ns = Vec::with_capacity(fixture.cold_tokens.len());
+    for cold in &fixture.cold_tokens {
+        let start = Instant::now();
+        let accepted = match auth::pat::parse(cold) {
+            Ok(digest) => matches!(store.authenticate_token(&digest).await, Ok(Ok(_))),
+            Err(_) => false,
+        };
+        cold_ns.push(as_ns(start.elapsed()));
+        if !accepted {
+            failures += 1;
+        }
+    }
+    let cold_mean = mean_micros(&cold_ns);
+    cold_ns.sort_unstable();
+
     println!();
     println!("2. Token check against SQLite in a temporary directory (token issued by the store)");
     println!(
@@ -406,16 +437,29 @@ async fn print_token_check(fixture: &Fixture) -> usize {
         percentile_micros(&ping_ns, 99.0)
     );
     println!(
-        "   parse + store.authenticate_token, {TOKEN_ITERATIONS} iterations after {TOKEN_WARMUP} warm-up:"
+        "   warm: parse + store.authenticate_token of a token in use (token cache, TTL {} s), \
+         {TOKEN_ITERATIONS} iterations after {TOKEN_WARMUP} warm-up:",
+        store::TOKEN_CACHE_TTL.as_secs()
     );
-    println!("     p50 {p50:.1} µs   p99 {p99:.1} µs   mean {mean:.1} µs   failures {failures}");
+    println!("     p50 {p50:.1} µs   p99 {p99:.1} µs   mean {mean:.1} µs");
+    println!(
+        "   cold: first check of {} distinct tokens (cache miss: one SELECT with two joins, one UPDATE of last_used_at):",
+        cold_ns.len()
+    );
+    println!(
+        "     p50 {:.1} µs   p99 {:.1} µs   mean {cold_mean:.1} µs",
+        percentile_micros(&cold_ns, 50.0),
+        percentile_micros(&cold_ns, 99.0)
+    );
+    println!("   failures {failures}");
     let verdict = if p50 < TOKEN_TARGET_MICROS {
         "PASS"
     } else {
         "FAIL"
     };
     println!(
-        "   target \"token checking under {TOKEN_TARGET_MICROS:.0} µs\" (judged on p50 {p50:.1} µs): {verdict}"
+        "   target \"token checking under {TOKEN_TARGET_MICROS:.0} µs\" (judged on the warm p50 {p50:.1} µs, \
+         the path every request after a token's first takes): {verdict}"
     );
     failures
 }

@@ -23,6 +23,7 @@ mod members;
 mod migrate;
 mod orgs;
 pub mod sealed;
+mod token_cache;
 mod tokens;
 mod variables;
 
@@ -34,6 +35,7 @@ pub use ids::{OrgId, TokenId, UserId, VariableId, normalize_email};
 pub use members::Member;
 pub use orgs::{Organization, validate_slug};
 pub use sealed::RotationReport;
+pub use token_cache::TOKEN_CACHE_TTL;
 pub use tokens::{Principal, TokenMeta, TokenOwner, TokenRejection};
 pub use variables::{VariableKind, VariableMeta};
 
@@ -56,6 +58,7 @@ pub struct Store {
     pool: sqlx::AnyPool,
     backend: Backend,
     vault: Arc<vault::Vault>,
+    tokens: Arc<token_cache::TokenCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,6 +81,7 @@ impl Store {
             pool,
             backend,
             vault: Arc::new(vault),
+            tokens: Arc::new(token_cache::TokenCache::new()),
         };
         migrate::run(&store.pool, backend).await?;
         key_check::verify_or_create(&store).await?;

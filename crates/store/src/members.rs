@@ -185,6 +185,7 @@ impl Store {
             .await?;
         let member = member_in_tx(&mut tx, scope, user_id).await?;
         tx.commit().await?;
+        self.tokens.forget_member(scope.org_id(), user_id);
         Ok(member)
     }
 
@@ -220,6 +221,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.tokens.forget_member(scope.org_id(), user_id);
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ pub struct Principal {
     pub user_id: UserId,
     /// The calling user's email.
     pub email: String,
-    /// The caller's role in the organization, read fresh on every request.
+    /// The caller's role in the organization (at most `TOKEN_CACHE_TTL` old).
     pub role: Role,
     /// The token that authenticated the call.
     pub token_id: TokenId,
@@ -187,6 +187,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
+        self.tokens.forget_token(id);
         self.token(scope, id).await
     }
 
@@ -196,6 +197,12 @@ impl Store {
         &self,
         presented: &TokenDigest,
     ) -> Result<Result<Principal, TokenRejection>, StoreError> {
+        let now = unix_now();
+        if let Some(principal) = self.tokens.get(presented, now) {
+            return Ok(Ok(principal));
+        }
+        // Taken before the query, so an invalidation racing with it keeps the result out of the cache.
+        let generation = self.tokens.generation();
         let row = sqlx::query(
             "SELECT t.id, t.org_id, t.user_id, t.token_digest, t.expires_at, t.revoked_at, t.last_used_at, m.role, u.email \
              FROM access_tokens t \
@@ -215,14 +222,11 @@ impl Store {
         if !presented.matches(&stored) {
             return Ok(Err(TokenRejection::Unknown));
         }
-        let now = unix_now();
         if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
             return Ok(Err(TokenRejection::Revoked));
         }
-        if row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .is_some_and(|expires_at| expires_at <= now)
-        {
+        let expires_at: Option<i64> = row.try_get("expires_at")?;
+        if expires_at.is_some_and(|expires_at| expires_at <= now) {
             return Ok(Err(TokenRejection::Expired));
         }
         let token_id = TokenId::from_untrusted(row.try_get("id")?);
@@ -235,7 +239,7 @@ impl Store {
                 .await?;
         }
         let role: String = row.try_get("role")?;
-        Ok(Ok(Principal {
+        let principal = Principal {
             scope: OrgScope {
                 org_id: OrgId::from_untrusted(row.try_get("org_id")?),
             },
@@ -245,6 +249,9 @@ impl Store {
                 StoreError::corrupt("memberships", e.to_string())
             })?,
             token_id,
-        }))
+        };
+        self.tokens
+            .insert(generation, presented, &principal, expires_at);
+        Ok(Ok(principal))
     }
 }

@@ -189,6 +189,7 @@ both_backends!(
     s10_rotation_reseals_every_record,
     every_blob_column_is_sealed_or_a_digest,
     bad_input_is_refused_with_the_field_named,
+    revocation_reaches_another_replica_within_the_cache_ttl,
 );
 
 async fn s11_key_check_refuses_a_wrong_secret(db: &TestDb) {
@@ -848,4 +849,52 @@ async fn bad_input_is_refused_with_the_field_named(db: &TestDb) {
         db.query_strings("SELECT slug FROM organizations").await,
         ["ok"]
     );
+}
+
+/// Two gateways on one database: a revocation through one is immediate there, and reaches the
+/// other within `TOKEN_CACHE_TTL` (today's documented behaviour of the token cache).
+async fn revocation_reaches_another_replica_within_the_cache_ttl(db: &TestDb) {
+    let first = db.open_a().await;
+    let (scope, _, alice) = first
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let token = pat::generate();
+    let meta = first
+        .create_token(&scope, &alice, "t", None, &token.digest)
+        .await
+        .unwrap();
+    let second = db.open_a().await;
+    assert!(
+        second
+            .authenticate_token(&token.digest)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    first
+        .revoke_token(&scope, TokenOwner::Member(&alice), &meta.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .authenticate_token(&token.digest)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        TokenRejection::Revoked
+    );
+    let deadline =
+        std::time::Instant::now() + store::TOKEN_CACHE_TTL + std::time::Duration::from_secs(2);
+    loop {
+        match second.authenticate_token(&token.digest).await.unwrap() {
+            Err(TokenRejection::Revoked) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await
+            }
+            other => {
+                panic!("the other replica still accepts a revoked token past the TTL: {other:?}")
+            }
+        }
+    }
 }
