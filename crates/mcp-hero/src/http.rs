@@ -118,20 +118,19 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ]))
         // 2. Name the request, so its log lines and the client's error can be matched.
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-        // 3. One span per request: method, matched route and request id; never the query or headers.
+        // 3. One span per request: method, path and request id; never the query string (it may
+        //    carry credentials in later protocols) nor headers. Routing has not happened yet
+        //    here, so the path is the raw one; /metrics counts by matched route instead.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &axum::http::Request<_>| {
-                    let route = request
-                        .extensions()
-                        .get::<axum::extract::MatchedPath>()
-                        .map_or("unmatched", |path| path.as_str());
+                    let path = request.uri().path();
                     let id = request
                         .headers()
                         .get("x-request-id")
                         .and_then(|value| value.to_str().ok())
                         .unwrap_or("");
-                    tracing::info_span!("request", method = %request.method(), route, request_id = id)
+                    tracing::info_span!("request", method = %request.method(), path, request_id = id)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
