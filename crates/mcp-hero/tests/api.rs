@@ -690,3 +690,47 @@ async fn s15_no_answer_contains_a_secret() {
     }
     assert!(answers > 100);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_token_outcomes() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    call(
+        app,
+        Method::GET,
+        "/api/v1/organization",
+        Some(&fixture.alice),
+        None,
+    )
+    .await;
+    call(
+        app,
+        Method::GET,
+        "/api/v1/organization",
+        Some("mcph_pat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        None,
+    )
+    .await;
+    call(app, Method::GET, "/api/v1/organization", None, None).await;
+    let metrics = call(app, Method::GET, "/metrics", None, None).await;
+    assert!(
+        metrics.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    for line in [
+        r#"mcp_hero_http_requests_total{method="GET",route="/api/v1/organization",status="200"} 1"#,
+        r#"mcp_hero_http_requests_total{method="GET",route="/api/v1/organization",status="401"} 2"#,
+        r#"mcp_hero_api_token_authentications_total{outcome="ok"} 1"#,
+        r#"mcp_hero_api_token_authentications_total{outcome="unknown"} 1"#,
+        r#"mcp_hero_api_token_authentications_total{outcome="missing"} 1"#,
+        r#"mcp_hero_build_info{version=""#,
+    ] {
+        assert!(
+            metrics.text.contains(line),
+            "missing {line} in:\n{}",
+            metrics.text
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Gateway logs at trace level (S16): no token, password or root secret reaches them. In a test
+//! binary of its own, because `tracing` subscribers set per test race with other tests' threads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use http_body_util::BodyExt as _;
+use mcp_hero::http::{AppState, router};
+use secrecy::{ExposeSecret, SecretString};
+use store::{DatabaseLocation, Store};
+use tower::ServiceExt as _;
+
+const ROOT_SECRET: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> String {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A `tracing` writer that keeps everything in memory for inspection.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn s16_trace_level_gateway_logs_hold_no_token() {
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = vault::RootSecret::from_base64(ROOT_SECRET).unwrap();
+    let location = DatabaseLocation::Sqlite {
+        path: dir.path().join("logs.db"),
+    };
+    let store = Store::open(&location, vault::Vault::new(&root, None))
+        .await
+        .unwrap();
+    let (scope, _, alice) = store
+        .create_organization("acme", "Acme", "alice@acme.example")
+        .await
+        .unwrap();
+    let canary = format!(
+        "canary-{}",
+        &auth::pat::generate().secret.expose_secret()[9..29]
+    );
+    store
+        .put_password_variable(&scope, "CANARY", &SecretString::from(canary.clone()))
+        .await
+        .unwrap();
+    let token = auth::pat::generate();
+    store
+        .create_token(&scope, &alice, "t", None, &token.digest)
+        .await
+        .unwrap();
+    let token = token.secret.expose_secret().to_owned();
+    let app = router(AppState::new(store), 64 * 1024);
+
+    let created = call(
+        &app,
+        Method::POST,
+        "/api/v1/tokens",
+        &token,
+        Some(r#"{"name":"logged?"}"#),
+    )
+    .await;
+    let new_token = serde_json::from_str::<serde_json::Value>(&created).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(&app, Method::GET, "/api/v1/members", &new_token, None).await;
+    call(
+        &app,
+        Method::GET,
+        "/api/v1/members",
+        "mcph_pat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        None,
+    )
+    .await;
+    call(
+        &app,
+        Method::POST,
+        "/api/v1/members",
+        &token,
+        Some(r#"{"email":"bad","role":"member"}"#),
+    )
+    .await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("started processing request"),
+        "the capture saw no request events:\n{text}"
+    );
+    for secret in [&token, &new_token, &canary, &ROOT_SECRET.to_owned()] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret reached the gateway log:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("mcph_pat_"),
+        "something token-shaped reached the gateway log:\n{text}"
+    );
+}
