@@ -48,11 +48,16 @@ pub fn validate_slug(slug: &str) -> Result<(), StoreError> {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), StoreError> {
-    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+/// Checks a human-readable name: not blank, at most `max_chars`, no control characters (which
+/// could forge lines in a terminal or a log).
+pub(crate) fn validate_display_name(name: &str, max_chars: usize) -> Result<(), StoreError> {
+    if name.trim().is_empty()
+        || name.chars().count() > max_chars
+        || name.chars().any(char::is_control)
+    {
         return Err(StoreError::Invalid {
             field: "name",
-            reason: "must be 1 to 200 characters without control characters".to_owned(),
+            reason: format!("must be 1 to {max_chars} characters without control characters"),
         });
     }
     Ok(())
@@ -67,7 +72,7 @@ impl Store {
         owner_email: &str,
     ) -> Result<(OrgScope, Organization, UserId), StoreError> {
         validate_slug(slug)?;
-        validate_name(name)?;
+        validate_display_name(name, 200)?;
         let email = normalize_email(owner_email)?;
         let now = unix_now();
         let org = Organization {

@@ -91,16 +91,6 @@ macro_rules! select_tokens {
 /// `last_used_at` is written at most once a minute per token, keeping writes off most requests.
 const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
-fn validate_token_name(name: &str) -> Result<(), StoreError> {
-    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(StoreError::Invalid {
-            field: "name",
-            reason: "must be 1 to 100 characters without control characters".to_owned(),
-        });
-    }
-    Ok(())
-}
-
 impl Store {
     /// Stores a new token's digest for a member of the scoped organization.
     pub async fn create_token(
@@ -111,7 +101,7 @@ impl Store {
         expires_at: Option<i64>,
         digest: &TokenDigest,
     ) -> Result<TokenMeta, StoreError> {
-        validate_token_name(name)?;
+        crate::orgs::validate_display_name(name, 100)?;
         // The member must exist in this organization; another organization's user is not found.
         self.member(scope, user_id).await?;
         let id = TokenId::random();

@@ -3,7 +3,7 @@
 //! Views are built by hand from store rows, so no field reaches JSON by accident. A token's
 //! secret appears in exactly one response: the one that creates it.
 
-use auth::{ManageMembers, Role, authorize};
+use auth::{ManageMembers, Permit, Role, authorize};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -162,6 +162,17 @@ pub struct CreateTokenRequest {
     expires_in_days: Option<u16>,
 }
 
+/// Whose tokens the caller may see and revoke: everyone's with a `ManageMembers` permit, else their own.
+fn token_reach<'a>(
+    caller: &'a Caller,
+    permit: Option<&'a Permit<ManageMembers>>,
+) -> TokenOwner<'a> {
+    match permit {
+        Some(permit) => TokenOwner::AnyMember(permit),
+        None => TokenOwner::Member(&caller.user_id),
+    }
+}
+
 /// The caller's organization.
 #[utoipa::path(
     get, path = "/api/v1/organization", tag = "organization", security(("bearer" = [])),
@@ -286,10 +297,7 @@ pub async fn list_tokens(
     caller: Caller,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let permit = authorize::<ManageMembers>(caller.role).ok();
-    let owner = match &permit {
-        Some(permit) => TokenOwner::AnyMember(permit),
-        None => TokenOwner::Member(&caller.user_id),
-    };
+    let owner = token_reach(&caller, permit.as_ref());
     let tokens = state.store.list_tokens(&caller.scope, owner).await?;
     Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
 }
@@ -345,10 +353,7 @@ pub async fn revoke_token(
     Path(token_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageMembers>(caller.role).ok();
-    let owner = match &permit {
-        Some(permit) => TokenOwner::AnyMember(permit),
-        None => TokenOwner::Member(&caller.user_id),
-    };
+    let owner = token_reach(&caller, permit.as_ref());
     state
         .store
         .revoke_token(&caller.scope, owner, &TokenId::from_untrusted(&token_id))
