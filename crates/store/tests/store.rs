@@ -898,3 +898,22 @@ async fn revocation_reaches_another_replica_within_the_cache_ttl(db: &TestDb) {
         }
     }
 }
+
+#[test]
+fn database_location_descriptions_never_show_a_password() {
+    let postgres = DatabaseLocation::Postgres {
+        url: SecretString::from("postgres://gateway:hunter2@db.internal:5432/mcp"),
+    };
+    assert_eq!(
+        postgres.describe(),
+        "postgres postgres://gateway:REDACTED@db.internal:5432/mcp"
+    );
+    assert!(!format!("{postgres:?}").contains("hunter2"));
+    let sqlite = DatabaseLocation::Sqlite {
+        path: "/var/lib/mcp-hero/mcp-hero.db".into(),
+    };
+    assert_eq!(
+        sqlite.describe(),
+        "sqlite file /var/lib/mcp-hero/mcp-hero.db"
+    );
+}
