@@ -343,7 +343,13 @@ impl Drop for Running {
 }
 
 /// Starts a command and waits for its "listening on" log line (stderr).
-fn start(mut command: Command) -> Running {
+fn start(command: Command) -> Running {
+    start_until(command, "listening on ")
+}
+
+/// Starts a command and reads its log (stderr) until a line containing `marker`, noting the
+/// address of its "listening on" line on the way.
+fn start_until(mut command: Command, marker: &str) -> Running {
     let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -361,12 +367,14 @@ fn start(mut command: Command) -> Running {
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
-            panic!("the gateway never said it was listening:\n{}", running.log);
+            panic!("the gateway never logged {marker:?}:\n{}", running.log);
         }
         running.log.push_str(&line);
         if let Some(rest) = line.split("listening on ").nth(1) {
             let url = rest.split_whitespace().next().unwrap();
             running.address = url.split("://").nth(1).unwrap_or(url).to_owned();
+        }
+        if line.contains(marker) {
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
             return running;
@@ -439,37 +447,15 @@ async fn s13_loopback_serves_without_warning_and_bad_tls_files_are_refused() {
 #[test]
 fn s13_non_loopback_warning_is_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = mcp_hero(
-        &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
-        &[
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "0.0.0.0:0",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !log.contains("plain HTTP on a non-loopback address") && Instant::now() < deadline {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        log.push_str(&line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        log.contains("WARN") && log.contains("plain HTTP on a non-loopback address"),
-        "{log}"
+    let data = dir.path().to_str().unwrap();
+    let running = start_until(
+        mcp_hero(
+            &[("MCP_HERO_ROOT_SECRET", SECRET_A)],
+            &["serve", "--data-dir", data, "--listen", "0.0.0.0:0"],
+        ),
+        "plain HTTP on a non-loopback address",
     );
+    assert!(running.log.contains("WARN"), "{}", running.log);
 }
 
 fn write_self_signed(dir: &Path) -> (String, String, Vec<u8>) {
