@@ -279,15 +279,17 @@ impl StoreConfig {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        let (data_dir, origin) = if let Some(dir) = &flags.data_dir {
-            (dir.clone(), "--data-dir")
-        } else if let Some(dir) = &env.data_dir {
-            (PathBuf::from(dir), "MCP_HERO_DATA_DIR")
-        } else if let Some(dir) = &file.data_dir {
-            (dir.clone(), "the config file")
-        } else {
-            (PathBuf::from(DEFAULT_DATA_DIR), "the default")
-        };
+        let (data_dir, origin) = first_set(
+            [
+                (flags.data_dir.clone(), "--data-dir"),
+                (
+                    env.data_dir.as_ref().map(PathBuf::from),
+                    "MCP_HERO_DATA_DIR",
+                ),
+                (file.data_dir.clone(), "the config file"),
+            ],
+            PathBuf::from(DEFAULT_DATA_DIR),
+        );
         let location = match &env.database_url {
             Some(url) => {
                 let scheme_ok = ["postgres://", "postgresql://"]
@@ -323,15 +325,14 @@ impl StoreConfig {
         env: &Environment,
         flags: &ServeFlags,
     ) -> Result<ServeConfig, ConfigError> {
-        let (listen, origin) = if let Some(listen) = &flags.listen {
-            (listen.clone(), "--listen")
-        } else if let Some(listen) = &env.listen {
-            (listen.clone(), "MCP_HERO_LISTEN")
-        } else if let Some(listen) = &self.file.listen {
-            (listen.clone(), "the config file")
-        } else {
-            (DEFAULT_LISTEN.to_owned(), "the default")
-        };
+        let (listen, origin) = first_set(
+            [
+                (flags.listen.clone(), "--listen"),
+                (env.listen.clone(), "MCP_HERO_LISTEN"),
+                (self.file.listen.clone(), "the config file"),
+            ],
+            DEFAULT_LISTEN.to_owned(),
+        );
         let listen = listen
             .parse::<SocketAddr>()
             .map_err(|_| ConfigError::Invalid {
@@ -370,6 +371,14 @@ impl StoreConfig {
             max_body_bytes,
         })
     }
+}
+
+/// The first value that is set, in precedence order, with where it came from (for error messages).
+fn first_set<T>(candidates: [(Option<T>, &'static str); 3], default: T) -> (T, &'static str) {
+    candidates
+        .into_iter()
+        .find_map(|(value, origin)| value.map(|value| (value, origin)))
+        .unwrap_or((default, "the default"))
 }
 
 fn tls_pair_error(missing: &'static str, given: &Path) -> ConfigError {

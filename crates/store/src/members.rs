@@ -2,7 +2,7 @@
 
 use auth::{ManageMembers, Permit, Role, may_assign_role};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Executor, Row, Transaction};
 
 use crate::{OrgScope, Store, StoreError, UserId, normalize_email, unix_now};
 
@@ -80,15 +80,16 @@ async fn lock_organization(
     Ok(())
 }
 
-async fn member_in_tx(
-    tx: &mut Transaction<'_, Any>,
+/// One member of the scoped organization, read through the pool or inside a transaction.
+async fn fetch_member<'e>(
+    executor: impl Executor<'e, Database = Any>,
     scope: &OrgScope,
     user_id: &UserId,
 ) -> Result<Member, StoreError> {
     let row = sqlx::query(select_members!(" AND m.user_id = $2"))
         .bind(scope.org_id().as_str())
         .bind(user_id.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(executor)
         .await?
         .ok_or(StoreError::NotFound("member"))?;
     Member::from_row(&row)
@@ -119,13 +120,7 @@ impl Store {
 
     /// One member of the scoped organization; another organization's member is not found.
     pub async fn member(&self, scope: &OrgScope, user_id: &UserId) -> Result<Member, StoreError> {
-        let row = sqlx::query(select_members!(" AND m.user_id = $2"))
-            .bind(scope.org_id().as_str())
-            .bind(user_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("member"))?;
-        Member::from_row(&row)
+        fetch_member(&self.pool, scope, user_id).await
     }
 
     /// Adds a person by email with a role (the invitation; sign-in arrives with OIDC).
@@ -154,7 +149,7 @@ impl Store {
         .map_err(|e| {
             crate::error::conflict_on_unique(e, || format!("{email} is already a member"))
         })?;
-        let member = member_in_tx(&mut tx, scope, &user_id).await?;
+        let member = fetch_member(&mut *tx, scope, &user_id).await?;
         tx.commit().await?;
         Ok(member)
     }
@@ -169,7 +164,7 @@ impl Store {
     ) -> Result<Member, StoreError> {
         let mut tx = self.pool.begin().await?;
         lock_organization(&mut tx, scope).await?;
-        let current = member_in_tx(&mut tx, scope, user_id).await?;
+        let current = fetch_member(&mut *tx, scope, user_id).await?;
         may_assign_role(permit, Some(current.role), Some(role))?;
         if current.role == Role::Owner
             && role != Role::Owner
@@ -183,7 +178,7 @@ impl Store {
             .bind(user_id.as_str())
             .execute(&mut *tx)
             .await?;
-        let member = member_in_tx(&mut tx, scope, user_id).await?;
+        let member = fetch_member(&mut *tx, scope, user_id).await?;
         tx.commit().await?;
         self.tokens.forget_member(scope.org_id(), user_id);
         Ok(member)
@@ -199,7 +194,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         lock_organization(&mut tx, scope).await?;
-        let current = member_in_tx(&mut tx, scope, user_id).await?;
+        let current = fetch_member(&mut *tx, scope, user_id).await?;
         may_assign_role(permit, Some(current.role), None)?;
         if current.role == Role::Owner && other_owners(&mut tx, scope, user_id).await? == 0 {
             return Err(StoreError::LastOwner);
