@@ -2,17 +2,20 @@
 //!
 //! Main types: [`Role`], [`Permit`] (a proof that a role was checked for an action; only
 //! [`authorize`] builds one, so code that needs a permission cannot compile without the check),
-//! and [`pat`] (the format of personal access tokens and their stored digest).
+//! [`pat`] (the format of personal access tokens and their stored digest), and [`tool_access`]
+//! (which tools each member may list and call).
 //!
 //! This crate never does I/O and never stores anything: callers bring the facts (a role, a token
 //! string) and get a decision. No rule means deny.
 
 pub mod pat;
 mod role;
+pub mod tool_access;
 
 #[cfg(test)]
 mod tests;
 
 pub use role::{
-    Denied, ManageMembers, Permission, Permit, Role, RoleParseError, authorize, may_assign_role,
+    Denied, ManageMembers, ManageServers, Permission, Permit, Role, RoleParseError, authorize,
+    may_assign_role,
 };

@@ -69,9 +69,19 @@ impl Permission for ManageMembers {
     const NAME: &'static str = "manage members";
 }
 
+/// Register, change and delete the organization's MCP servers, and edit its tool access rules.
+#[derive(Debug)]
+pub struct ManageServers;
+
+impl Permission for ManageServers {
+    const ROLES: &'static [Role] = &[Role::Owner, Role::Admin];
+    const NAME: &'static str = "manage servers and tool access rules";
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::ManageMembers {}
+    impl Sealed for super::ManageServers {}
 }
 
 /// Proof that a role was checked for permission `P`; private fields mean only [`authorize`] makes one.

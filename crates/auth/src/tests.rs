@@ -80,3 +80,78 @@ fn malformed_tokens_are_refused() {
         TokenFormatError::BadBody,
     );
 }
+
+mod tool_access {
+    use crate::Role;
+    use crate::tool_access::{
+        Effect, MemberToolAccess, PatternError, Subject, ToolPattern, ToolRule,
+    };
+
+    fn rule(subject: Subject<u32>, effect: Effect, pattern: &str) -> ToolRule<u32> {
+        ToolRule {
+            subject,
+            effect,
+            pattern: ToolPattern::parse(pattern).unwrap(),
+        }
+    }
+
+    #[test]
+    fn globs_match_whole_names() {
+        let m = |p: &str, n: &str| ToolPattern::parse(p).unwrap().matches(n);
+        assert!(m("*", "files__read"));
+        assert!(m("files__*", "files__read"));
+        assert!(!m("files__*", "filesystem__read"));
+        assert!(m("*__read", "files__read"));
+        assert!(m("f?les__re*d", "files__read"));
+        assert!(m("*a*b*c", "xxaxbxxc"));
+        assert!(!m("*a*b*c", "xxaxbxxcd"));
+        assert!(!m("files__read", "files__read_all"));
+        assert!(m("files__read", "files__read"));
+        assert!(m("**", ""));
+        assert!(!m("?", ""));
+    }
+
+    #[test]
+    fn patterns_are_checked() {
+        assert_eq!(ToolPattern::parse(""), Err(PatternError::Empty));
+        assert_eq!(
+            ToolPattern::parse("a b"),
+            Err(PatternError::BadCharacter(' '))
+        );
+        assert_eq!(
+            ToolPattern::parse(&"a".repeat(200)),
+            Err(PatternError::TooLong(200))
+        );
+    }
+
+    /// S7: deny wins over allow, member rules and role rules combine, nothing is allowed by default.
+    #[test]
+    fn s7_deny_wins_and_nothing_is_default() {
+        let rules = vec![
+            rule(Subject::Role(Role::Member), Effect::Allow, "*"),
+            rule(Subject::Role(Role::Member), Effect::Deny, "admin__*"),
+            rule(Subject::Member(7), Effect::Allow, "admin__status"),
+            rule(Subject::Member(8), Effect::Deny, "files__write"),
+            rule(Subject::Member(9), Effect::Allow, "files__read"),
+        ];
+        let member = MemberToolAccess::for_member(&rules, Role::Member, &1);
+        assert!(member.allows("files__write"));
+        assert!(!member.allows("admin__status"));
+        // A member-level allow does not beat a role-level deny.
+        let seven = MemberToolAccess::for_member(&rules, Role::Member, &7);
+        assert!(!seven.allows("admin__status"));
+        let eight = MemberToolAccess::for_member(&rules, Role::Member, &8);
+        assert!(!eight.allows("files__write"));
+        assert!(eight.allows("files__read"));
+        // No rule for viewers: nothing, except what a member rule grants.
+        let viewer = MemberToolAccess::for_member(&rules, Role::Viewer, &1);
+        assert!(!viewer.allows("files__read"));
+        let nine = MemberToolAccess::for_member(&rules, Role::Viewer, &9);
+        assert!(nine.allows("files__read"));
+        assert!(nine.permit("files__read").is_some());
+        assert!(nine.permit("files__write").is_none());
+        assert!(!nine.allows_whole_server("files"));
+        assert!(member.allows_whole_server("files"));
+        assert!(!member.allows_whole_server("admin"));
+    }
+}
