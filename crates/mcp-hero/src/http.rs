@@ -24,22 +24,26 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::metrics::Metrics;
+use crate::changes::{ChangeSink, IgnoreChanges};
 
-/// What every handler can reach: the store and the metrics registry.
+/// What every handler can reach: the store, the metrics registry and the change sink.
 #[derive(Clone)]
 pub struct AppState {
     /// The store (database + vault).
     pub store: store::Store,
     /// Prometheus counters.
     pub metrics: Arc<Metrics>,
+    /// Where API handlers report committed changes the data plane must act on.
+    pub changes: Arc<dyn ChangeSink>,
 }
 
 impl AppState {
-    /// Wraps a store with fresh metrics.
+    /// Wraps a store with fresh metrics and no data plane listening for changes.
     pub fn new(store: store::Store) -> Self {
         AppState {
             store,
             metrics: Arc::new(Metrics::new()),
+            changes: Arc::new(IgnoreChanges),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! never serializes a store or vault type directly.
 
 pub mod admin;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod http;

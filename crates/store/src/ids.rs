@@ -48,6 +48,14 @@ id_type!(
     /// Identifies a variable.
     VariableId
 );
+id_type!(
+    /// Identifies a registered MCP server.
+    ServerId
+);
+id_type!(
+    /// Identifies one tool access rule.
+    ToolRuleId
+);
 
 /// Lower-cases and checks an email address: one `@`, non-empty parts, no spaces, at most 254 bytes.
 pub fn normalize_email(email: &str) -> Result<String, crate::StoreError> {

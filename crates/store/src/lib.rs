@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use connect::{Backend, DatabaseLocation};
 pub use error::StoreError;
-pub use ids::{OrgId, TokenId, UserId, VariableId, normalize_email};
+pub use ids::{OrgId, ServerId, TokenId, ToolRuleId, UserId, VariableId, normalize_email};
 pub use members::Member;
 pub use orgs::{Organization, validate_slug};
 pub use sealed::RotationReport;
