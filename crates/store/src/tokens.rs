@@ -12,6 +12,8 @@ use crate::{OrgId, OrgScope, Store, StoreError, TokenId, UserId, unix_now};
 pub struct Principal {
     /// The organization the caller may act in.
     pub scope: OrgScope,
+    /// That organization's slug, as it appears in `/o/{org}/mcp`.
+    pub org_slug: String,
     /// The calling user.
     pub user_id: UserId,
     /// The calling user's email.
@@ -194,10 +196,11 @@ impl Store {
         // Taken before the query, so an invalidation racing with it keeps the result out of the cache.
         let generation = self.tokens.generation();
         let row = sqlx::query(
-            "SELECT t.id, t.org_id, t.user_id, t.token_digest, t.expires_at, t.revoked_at, t.last_used_at, m.role, u.email \
+            "SELECT t.id, t.org_id, t.user_id, t.token_digest, t.expires_at, t.revoked_at, t.last_used_at, m.role, u.email, o.slug \
              FROM access_tokens t \
              JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id \
              JOIN users u ON u.id = t.user_id \
+             JOIN organizations o ON o.id = t.org_id \
              WHERE t.lookup_key = $1",
         )
         .bind(presented.lookup_key())
@@ -233,6 +236,7 @@ impl Store {
             scope: OrgScope {
                 org_id: OrgId::from_untrusted(row.try_get("org_id")?),
             },
+            org_slug: row.try_get("slug")?,
             user_id: UserId::from_untrusted(row.try_get("user_id")?),
             email: row.try_get("email")?,
             role: role.parse().map_err(|e: auth::RoleParseError| {

@@ -12,6 +12,7 @@ fn principal(org: &str, user: &str, token: &str) -> Principal {
         scope: OrgScope {
             org_id: OrgId::from_untrusted(org),
         },
+        org_slug: org.to_owned(),
         user_id: UserId::from_untrusted(user),
         email: format!("{user}@example.com"),
         role: Role::Member,
