@@ -1,7 +1,7 @@
 //! Control-plane changes the data plane must act on at once: the API reports them here, and the
 //! MCP sessions they touch end or refresh their tool lists (S1, S7, S19).
 
-use store::{OrgId, ServerId, TokenId, UserId};
+use store::{OrgId, OrgScope, ServerId, TokenId, UserId};
 
 /// One change, named by what it touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,14 +10,14 @@ pub enum Change {
     /// reconnect (or not, when it is gone or disabled).
     Server {
         /// Its organization.
-        org: OrgId,
+        scope: OrgScope,
         /// The server.
         server: ServerId,
     },
     /// The organization's tool access rules changed: sessions recompute their filtered views.
     ToolRules {
         /// Its organization.
-        org: OrgId,
+        scope: OrgScope,
     },
     /// A member's role changed or the member was removed: their sessions end.
     Member {

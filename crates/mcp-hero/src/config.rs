@@ -91,6 +91,12 @@ pub struct Environment {
     data_dir: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
+    allowed_hosts: Option<String>,
+    allowed_origins: Option<String>,
+    session_idle_timeout: Option<String>,
+    call_timeout: Option<String>,
+    max_message_bytes: Option<String>,
+    path: Option<String>,
 }
 
 impl Environment {
@@ -122,6 +128,12 @@ impl Environment {
             data_dir: text("MCP_HERO_DATA_DIR")?,
             log: text("MCP_HERO_LOG")?,
             log_format: text("MCP_HERO_LOG_FORMAT")?,
+            allowed_hosts: text("MCP_HERO_ALLOWED_HOSTS")?,
+            allowed_origins: text("MCP_HERO_ALLOWED_ORIGINS")?,
+            session_idle_timeout: text("MCP_HERO_SESSION_IDLE_TIMEOUT")?,
+            call_timeout: text("MCP_HERO_CALL_TIMEOUT")?,
+            max_message_bytes: text("MCP_HERO_MAX_MESSAGE_BYTES")?,
+            path: text("PATH")?,
         })
     }
 
@@ -133,6 +145,11 @@ impl Environment {
     /// The log format from `MCP_HERO_LOG_FORMAT` (`text` or `json`), if set.
     pub fn log_format(&self) -> Option<&str> {
         self.log_format.as_deref()
+    }
+
+    /// The gateway's `PATH`, handed to unsandboxed stdio servers so they find their programs.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
 
     /// Whether a PostgreSQL URL was given.
@@ -171,6 +188,19 @@ struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     http: FileHttp,
+    #[serde(default)]
+    mcp: FileMcp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMcp {
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    session_idle_timeout_secs: Option<u64>,
+    call_timeout_secs: Option<u64>,
+    max_message_bytes: Option<usize>,
+    max_sessions_per_member: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +267,9 @@ pub struct ServeFlags {
     /// PEM private key for --tls-cert.
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Run stdio MCP servers as plain child processes, with NO sandbox: for development only.
+    #[arg(long)]
+    pub insecure_no_sandbox: bool,
 }
 
 /// Where the store is, resolved from flags, environment, file and defaults.
@@ -266,6 +299,10 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// The MCP data plane's settings.
+    pub gateway: mcp::GatewayConfig,
+    /// Run stdio servers without a sandbox (`--insecure-no-sandbox`).
+    pub insecure_no_sandbox: bool,
 }
 
 impl StoreConfig {
@@ -365,11 +402,106 @@ impl StoreConfig {
                 reason: "expected between 1024 and 16777216".to_owned(),
             });
         }
+        let gateway = self.gateway_config(env, listen)?;
         Ok(ServeConfig {
             listen,
             tls,
             max_body_bytes,
+            gateway,
+            insecure_no_sandbox: flags.insecure_no_sandbox,
         })
+    }
+
+    /// The data plane's settings: environment over file over defaults. Allowed hosts default to
+    /// the loopback names plus the listen address, so a gateway reached by another name must be
+    /// told that name (DNS rebinding protection).
+    fn gateway_config(
+        &self,
+        env: &Environment,
+        listen: SocketAddr,
+    ) -> Result<mcp::GatewayConfig, ConfigError> {
+        let file = &self.file.mcp;
+        let mut config = mcp::GatewayConfig::default();
+        if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+            config.allowed_hosts.push(match listen.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            });
+        }
+        let list = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        if let Some(hosts) = env.allowed_hosts.as_deref().map(list).or_else(|| file.allowed_hosts.clone()) {
+            config.allowed_hosts.extend(hosts);
+        }
+        if let Some(origins) = env.allowed_origins.as_deref().map(list).or_else(|| file.allowed_origins.clone()) {
+            config.allowed_origins.extend(origins);
+        }
+        let number = |key: &'static str, env_value: &Option<String>, var: &str, file_value: Option<u64>, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, ConfigError> {
+            let (value, origin) = match (env_value, file_value) {
+                (Some(text), _) => (
+                    text.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                        key,
+                        value: text.clone(),
+                        origin: var.to_owned(),
+                        reason: "expected a whole number".to_owned(),
+                    })?,
+                    var.to_owned(),
+                ),
+                (None, Some(value)) => (value, "the config file".to_owned()),
+                (None, None) => return Ok(None),
+            };
+            if !range.contains(&value) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: value.to_string(),
+                    origin,
+                    reason: format!("expected between {} and {}", range.start(), range.end()),
+                });
+            }
+            Ok(Some(value))
+        };
+        if let Some(secs) = number(
+            "mcp.session_idle_timeout_secs",
+            &env.session_idle_timeout,
+            "MCP_HERO_SESSION_IDLE_TIMEOUT",
+            file.session_idle_timeout_secs,
+            1..=7 * 24 * 3600,
+        )? {
+            config.idle_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(secs) = number(
+            "mcp.call_timeout_secs",
+            &env.call_timeout,
+            "MCP_HERO_CALL_TIMEOUT",
+            file.call_timeout_secs,
+            1..=24 * 3600,
+        )? {
+            config.call_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(bytes) = number(
+            "mcp.max_message_bytes",
+            &env.max_message_bytes,
+            "MCP_HERO_MAX_MESSAGE_BYTES",
+            file.max_message_bytes.map(|bytes| bytes as u64),
+            1024..=256 * 1024 * 1024,
+        )? {
+            config.upstream.max_message_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        if let Some(max) = number(
+            "mcp.max_sessions_per_member",
+            &None,
+            "",
+            file.max_sessions_per_member.map(|max| max as u64),
+            1..=10_000,
+        )? {
+            config.max_sessions_per_member = usize::try_from(max).unwrap_or(usize::MAX);
+        }
+        Ok(config)
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod mcp;
 pub mod metrics;
 
 use std::sync::{Arc, OnceLock};
@@ -24,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::metrics::Metrics;
-use crate::changes::{ChangeSink, IgnoreChanges};
+use crate::changes::ChangeSink;
 
 /// What every handler can reach: the store, the metrics registry and the change sink.
 #[derive(Clone)]
@@ -35,15 +36,18 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where API handlers report committed changes the data plane must act on.
     pub changes: Arc<dyn ChangeSink>,
+    /// The MCP data plane: live sessions and the transport serving them.
+    pub gateway: Arc<::mcp::Gateway>,
 }
 
 impl AppState {
-    /// Wraps a store with fresh metrics and no data plane listening for changes.
-    pub fn new(store: store::Store) -> Self {
+    /// Wraps a store and a gateway with fresh metrics; API changes reach the gateway's sessions.
+    pub fn new(store: store::Store, gateway: Arc<::mcp::Gateway>) -> Self {
         AppState {
+            changes: Arc::new(mcp::DataPlaneSync::start(store.clone(), gateway.clone())),
             store,
             metrics: Arc::new(Metrics::new()),
-            changes: Arc::new(IgnoreChanges),
+            gateway,
         }
     }
 }
@@ -62,6 +66,7 @@ impl AppState {
         (name = "organization", description = "The caller's organization"),
         (name = "members", description = "Members and their roles"),
         (name = "tokens", description = "Personal access tokens"),
+        (name = "mcp", description = "The organization's MCP endpoint (Streamable HTTP) and its live sessions"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -86,6 +91,15 @@ impl utoipa::Modify for BearerSecurity {
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
+    control_routes().merge(mcp_routes())
+}
+
+/// The MCP endpoint, whose messages have their own (larger) size limit.
+fn mcp_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(mcp::mcp_post, mcp::mcp_get, mcp::mcp_delete))
+}
+
+fn control_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -100,6 +114,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(api::list_tokens, api::create_token))
         .routes(routes!(api::revoke_token))
+        .routes(routes!(mcp::list_sessions))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.
@@ -110,7 +125,11 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 
 /// The complete application with its middleware stack.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let (routes, _) = api_router().split_for_parts();
+    let max_message_bytes = state.gateway.config().upstream.max_message_bytes;
+    let (routes, _) = control_routes()
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(mcp_routes().layer(DefaultBodyLimit::max(max_message_bytes)))
+        .split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     // Layers run top to bottom on the way in:
     let middleware = ServiceBuilder::new()
@@ -146,7 +165,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             state.clone(),
             metrics::record,
         ))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .fallback(not_found)
         .with_state(state)
         .layer(middleware)

@@ -12,5 +12,6 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod launch;
 pub mod quickstart;
 pub mod serve;

@@ -66,9 +66,12 @@ pub async fn run(
         listen,
         tls: None,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        gateway: mcp::GatewayConfig::default(),
+        insecure_no_sandbox: false,
     };
     let data_dir_text = data_dir.display().to_string();
-    crate::serve::serve(store, config, move |local| {
+    let launcher = std::sync::Arc::new(crate::launch::SandboxRequired);
+    crate::serve::serve(store, config, launcher, move |local| {
         let _ = print_welcome(local, &data_dir_text, &secret, &token.secret);
     })
     .await
@@ -113,8 +116,24 @@ fn print_welcome(
     writeln!(out)?;
     writeln!(
         out,
-        "MCP clients will connect to {base}/o/{DEMO_ORG}/mcp with the same bearer token once the MCP \
-         endpoint lands (issue 3); until then the API above is what there is."
+        "Connect an MCP client (Streamable HTTP) to {base}/o/{DEMO_ORG}/mcp with the header \
+         `Authorization: Bearer $MCP_HERO_TOKEN`. For example:"
+    )?;
+    writeln!(
+        out,
+        "  npx @modelcontextprotocol/inspector@1.0.3 --cli {base}/o/{DEMO_ORG}/mcp --transport http \\\n    --header \"Authorization: Bearer $MCP_HERO_TOKEN\" --method tools/list"
+    )?;
+    writeln!(
+        out,
+        "  VS Code / Cursor mcp.json: {{\"servers\": {{\"mcp-hero\": {{\"type\": \"http\", \"url\": \"{base}/o/{DEMO_ORG}/mcp\", \
+         \"headers\": {{\"Authorization\": \"Bearer <token>\"}}}}}}}}"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Register a remote MCP server for the organization (its tools appear as <name>__<tool>):")?;
+    writeln!(
+        out,
+        "  curl -H \"Authorization: Bearer $MCP_HERO_TOKEN\" -H 'Content-Type: application/json' {base}/api/v1/servers \\\n    \
+         -d '{{\"name\": \"docs\", \"transport\": {{\"type\": \"streamable_http\", \"url\": \"https://example.com/mcp\"}}}}'"
     )?;
     writeln!(out)?;
     writeln!(out, "Restart later with:")?;

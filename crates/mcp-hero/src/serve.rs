@@ -9,6 +9,9 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Environment, ServeConfig, ServeFlags, StoreConfig, StoreFlags};
 use crate::http::{AppState, router};
+use crate::launch::{InsecurePlainProcesses, SandboxRequired};
+use mcp::launcher::Launcher;
+use std::sync::Arc;
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,16 +25,38 @@ pub async fn run(
     let store_config = StoreConfig::resolve(env, store_flags)?;
     let serve_config = store_config.serve_config(env, serve_flags)?;
     let store = crate::admin::open_store(env, &store_config).await?;
-    serve(store, serve_config, |_| ()).await
+    let launcher: Arc<dyn Launcher> = if serve_config.insecure_no_sandbox {
+        Arc::new(InsecurePlainProcesses::new(env.path().map(str::to_owned)))
+    } else {
+        Arc::new(SandboxRequired)
+    };
+    serve(store, serve_config, launcher, |_| ()).await
 }
 
 /// Serves the API until a shutdown signal; `on_listening` learns the bound address (port 0 works).
 pub async fn serve(
     store: store::Store,
     config: ServeConfig,
+    launcher: Arc<dyn Launcher>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    let app = router(AppState::new(store.clone()), config.max_body_bytes);
+    if config.insecure_no_sandbox {
+        tracing::warn!(
+            "--insecure-no-sandbox: stdio MCP servers run as plain child processes with the gateway's \
+             user, files and network; never use this with servers you do not fully trust"
+        );
+    }
+    let gateway = mcp::Gateway::new(config.gateway.clone(), launcher)
+        .context("cannot start the MCP data plane")?;
+    let app = router(AppState::new(store.clone(), gateway.clone()), config.max_body_bytes);
+    // Ending the sessions first closes their SSE streams, so draining does not wait on them.
+    let stop = {
+        let gateway = gateway.clone();
+        async move {
+            shutdown_signal().await;
+            gateway.shutdown().await;
+        }
+    };
     let result = match &config.tls {
         None => {
             let listener = tokio::net::TcpListener::bind(config.listen)
@@ -41,7 +66,7 @@ pub async fn serve(
             announce(local, "http");
             on_listening(local);
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(stop)
                 .await
                 .context("HTTP server failed")
         }
@@ -66,7 +91,7 @@ pub async fn serve(
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             announce(local, "https");
             on_listening(local);
-            shutdown_signal().await;
+            stop.await;
             handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
             server
                 .await
@@ -74,6 +99,7 @@ pub async fn serve(
                 .context("HTTPS server failed")
         }
     };
+    gateway.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     result

@@ -110,7 +110,10 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Builds the gateway and starts its idle-session reaper.
-    pub fn new(config: GatewayConfig, launcher: Arc<dyn Launcher>) -> Result<Arc<Self>, GatewayError> {
+    pub fn new(
+        config: GatewayConfig,
+        launcher: Arc<dyn Launcher>,
+    ) -> Result<Arc<Self>, GatewayError> {
         let gateway = Arc::new(Gateway {
             runtime: Arc::new(Runtime {
                 config,
@@ -131,7 +134,9 @@ impl Gateway {
                     _ = ticks.tick() => {}
                     () = stopping.cancelled() => return,
                 }
-                let Some(gateway) = reaper.upgrade() else { return };
+                let Some(gateway) = reaper.upgrade() else {
+                    return;
+                };
                 let idle = gateway.runtime.config.idle_timeout;
                 gateway.end_where(|session| session.idle_for() >= idle, "idle timeout");
             }
@@ -146,6 +151,7 @@ impl Gateway {
 
     /// Checks `Host` and `Origin` against the allowed lists (DNS rebinding protection); the
     /// caller runs it before authentication so a rebinding page learns nothing.
+    #[allow(clippy::result_large_err)] // The refusal is the response itself, built once per refusal.
     pub fn check_host_and_origin(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
         let host = headers
             .get(header::HOST)
@@ -176,7 +182,13 @@ impl Gateway {
     ///
     /// `plan` loads the organization's servers and the member's access; it runs only for
     /// `initialize`.
-    pub async fn post<P>(&self, owner: SessionOwner, headers: &HeaderMap, body: Bytes, plan: P) -> Response
+    pub async fn post<P>(
+        &self,
+        owner: SessionOwner,
+        headers: &HeaderMap,
+        body: Bytes,
+        plan: P,
+    ) -> Response
     where
         P: AsyncFnOnce() -> Result<SessionPlan, PlanError>,
     {
@@ -189,7 +201,12 @@ impl Gateway {
         let is_json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.trim().to_ascii_lowercase().starts_with("application/json"));
+            .is_some_and(|value| {
+                value
+                    .trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
         if !is_json {
             return http_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -199,13 +216,17 @@ impl Gateway {
         let message = match Message::parse(&body) {
             Ok(message) => message,
             Err(error) => {
-                let body = Message::error(Value::Null, &RpcError::new(error.code(), error.to_string()));
+                let body =
+                    Message::error(Value::Null, &RpcError::new(error.code(), error.to_string()));
                 return json_response(StatusCode::BAD_REQUEST, body.to_json(), None);
             }
         };
         if message.method() == Some("initialize") {
             if message.kind() != Kind::Request {
-                return http_error(StatusCode::BAD_REQUEST, "initialize must be a request with an id");
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    "initialize must be a request with an id",
+                );
             }
             if headers.contains_key("mcp-session-id") {
                 return http_error(
@@ -236,7 +257,10 @@ impl Gateway {
     /// `GET /o/{org}/mcp`: the standalone stream, or the resumption of any stream of the session.
     pub async fn get(&self, owner: SessionOwner, headers: &HeaderMap) -> Response {
         if !accepts(headers, "text/event-stream") {
-            return http_error(StatusCode::NOT_ACCEPTABLE, "Accept must list text/event-stream");
+            return http_error(
+                StatusCode::NOT_ACCEPTABLE,
+                "Accept must list text/event-stream",
+            );
         }
         let session = match self.session_for(&owner, headers) {
             Ok(session) => session,
@@ -247,11 +271,11 @@ impl Gateway {
             .get("last-event-id")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_event_id);
-        if let Some((index, after)) = resume {
-            if let Some(stream) = session.stream(index) {
-                let (replay, live) = stream.attach(Some(after));
-                return self.sse(&session, &stream, false, replay, live);
-            }
+        if let Some((index, after)) = resume
+            && let Some(stream) = session.stream(index)
+        {
+            let (replay, live) = stream.attach(Some(after));
+            return self.sse(&session, &stream, false, replay, live);
         }
         let stream = session.general_stream().clone();
         let (replay, live) = stream.attach(None);
@@ -369,7 +393,10 @@ impl Gateway {
         let stream = stream.clone();
         let mut head = Vec::new();
         if prime {
-            head.push(Bytes::from(format!("id: {}\ndata: \n\n", stream.event_id(0))));
+            head.push(Bytes::from(format!(
+                "id: {}\ndata: \n\n",
+                stream.event_id(0)
+            )));
         }
         head.extend(replay.iter().map(|event| frame(&stream, event)));
         let state = SseState {
@@ -399,13 +426,21 @@ impl Gateway {
         });
         let mut response = Response::new(Body::from_stream(body));
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         response
     }
 
-    fn session_for(&self, owner: &SessionOwner, headers: &HeaderMap) -> Result<Arc<Session>, Response> {
+    #[allow(clippy::result_large_err)] // As above: the refusal is the response.
+    fn session_for(
+        &self,
+        owner: &SessionOwner,
+        headers: &HeaderMap,
+    ) -> Result<Arc<Session>, Response> {
         let Some(id) = headers.get("mcp-session-id") else {
             return Err(http_error(
                 StatusCode::BAD_REQUEST,
@@ -485,7 +520,10 @@ impl Gateway {
 
     /// The live sessions of `org`, for the API.
     pub fn statuses(&self, org: &str) -> Vec<SessionStatus> {
-        self.sessions_of(org).iter().map(|session| session.status()).collect()
+        self.sessions_of(org)
+            .iter()
+            .map(|session| session.status())
+            .collect()
     }
 
     /// How many sessions are live, for metrics and tests.
@@ -496,9 +534,15 @@ impl Gateway {
     /// Ends every session and waits until their servers are gone.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
-        let sessions: Vec<Arc<Session>> = self.write_sessions().drain().map(|(_, session)| session).collect();
+        let sessions: Vec<Arc<Session>> = self
+            .write_sessions()
+            .drain()
+            .map(|(_, session)| session)
+            .collect();
         futures_util::future::join_all(
-            sessions.iter().map(|session| session.end_and_wait("the gateway is shutting down")),
+            sessions
+                .iter()
+                .map(|session| session.end_and_wait("the gateway is shutting down")),
         )
         .await;
     }
@@ -517,13 +561,15 @@ impl Gateway {
             let mut sessions = self.write_sessions();
             let mut mine: Vec<(Arc<str>, Duration)> = sessions
                 .iter()
-                .filter(|(_, session)| session.owner.org == owner.org && session.owner.user == owner.user)
+                .filter(|(_, session)| {
+                    session.owner.org == owner.org && session.owner.user == owner.user
+                })
                 .map(|(id, session)| (id.clone(), session.idle_for()))
                 .collect();
             if mine.len() < max {
                 return;
             }
-            mine.sort_by(|a, b| b.1.cmp(&a.1));
+            mine.sort_by_key(|(_, idle)| std::cmp::Reverse(*idle));
             let excess = mine.len() + 1 - max;
             mine.iter()
                 .take(excess)
@@ -540,11 +586,15 @@ impl Gateway {
     }
 
     fn read_sessions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
-        self.sessions.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sessions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write_sessions(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
-        self.sessions.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sessions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -596,7 +646,9 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(inner, _)| &host[..inner.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(inner, _)| &host[..inner.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
@@ -609,9 +661,14 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
             return true;
         }
         match entry.strip_suffix(":*") {
-            Some(base) => origin == base || origin.strip_prefix(base).is_some_and(|rest| {
-                rest.strip_prefix(':').is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-            }),
+            Some(base) => {
+                origin == base
+                    || origin.strip_prefix(base).is_some_and(|rest| {
+                        rest.strip_prefix(':').is_some_and(|port| {
+                            !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                        })
+                    })
+            }
             None => false,
         }
     })
@@ -630,7 +687,10 @@ fn http_error(status: StatusCode, message: &str) -> Response {
 fn json_response(status: StatusCode, body: String, session: Option<HeaderValue>) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(session) = session {
         headers.insert("mcp-session-id", session);
     }
@@ -643,7 +703,11 @@ mod tests {
 
     #[test]
     fn hosts_and_origins_are_matched_exactly() {
-        let hosts: Vec<String> = vec!["localhost".into(), "[::1]".into(), "mcp.example.com:8443".into()];
+        let hosts: Vec<String> = vec![
+            "localhost".into(),
+            "[::1]".into(),
+            "mcp.example.com:8443".into(),
+        ];
         assert!(host_allowed("localhost:3000", &hosts));
         assert!(host_allowed("LOCALHOST", &hosts));
         assert!(host_allowed("[::1]:80", &hosts));
@@ -651,11 +715,17 @@ mod tests {
         assert!(!host_allowed("mcp.example.com", &hosts));
         assert!(!host_allowed("evil.example", &hosts));
         assert!(!host_allowed("localhost.evil.example", &hosts));
-        let origins: Vec<String> = vec!["http://localhost:*".into(), "https://app.example.com".into()];
+        let origins: Vec<String> = vec![
+            "http://localhost:*".into(),
+            "https://app.example.com".into(),
+        ];
         assert!(origin_allowed("http://localhost:6274", &origins));
         assert!(origin_allowed("http://localhost", &origins));
         assert!(origin_allowed("https://app.example.com", &origins));
-        assert!(!origin_allowed("http://localhost.evil.example:80", &origins));
+        assert!(!origin_allowed(
+            "http://localhost.evil.example:80",
+            &origins
+        ));
         assert!(!origin_allowed("http://evil.example", &origins));
         assert!(!origin_allowed("null", &origins));
     }
@@ -663,7 +733,10 @@ mod tests {
     #[test]
     fn accept_lists_are_parsed() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json; q=0.9, text/event-stream"));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json; q=0.9, text/event-stream"),
+        );
         assert!(accepts(&headers, "application/json"));
         assert!(accepts(&headers, "text/event-stream"));
         assert!(!accepts(&headers, "text/html"));

@@ -64,7 +64,9 @@ pub enum MessageError {
     #[error("\"params\" must be an object")]
     BadParams,
     /// No `method`, and no `result` or `error` with an `id`.
-    #[error("a message needs \"method\" (request or notification) or \"id\" with \"result\" or \"error\" (response)")]
+    #[error(
+        "a message needs \"method\" (request or notification) or \"id\" with \"result\" or \"error\" (response)"
+    )]
     Shape,
 }
 

@@ -115,7 +115,12 @@ impl Launcher for PlainProcessLauncher {
             child
                 .args(&command.args)
                 .env_clear()
-                .env("PATH", self.path.as_deref().unwrap_or("/usr/local/bin:/usr/bin:/bin"))
+                .env(
+                    "PATH",
+                    self.path
+                        .as_deref()
+                        .unwrap_or("/usr/local/bin:/usr/bin:/bin"),
+                )
                 .env("HOME", "/tmp")
                 .env("LANG", "C.UTF-8")
                 .stdin(Stdio::piped())
@@ -185,7 +190,10 @@ impl Drop for PlainProcess {
 /// Kills the process group the child leads (it was started with `process_group(0)`), so
 /// grandchildren such as `npx`'s node go too.
 fn kill_group(pid: u32) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }

@@ -23,8 +23,7 @@ use crate::jsonrpc::{
 use crate::launcher::LaunchLabel;
 use crate::stream::EventStream;
 use crate::upstream::{
-    Connection, Exposure, ListKind, OpenContext, UpstreamError, UpstreamEvents, UpstreamSpec,
-    lock,
+    Connection, Exposure, ListKind, OpenContext, UpstreamError, UpstreamEvents, UpstreamSpec, lock,
 };
 
 /// Who opened a session; every later request must come from the same token.
@@ -36,6 +35,8 @@ pub struct SessionOwner {
     pub user: String,
     /// The id of the token the session was opened with.
     pub token: String,
+    /// The member's role when the session opened; a role change ends the session.
+    pub role: auth::Role,
 }
 
 /// What a session starts with: the servers the organization has enabled and the member's access.
@@ -142,17 +143,17 @@ impl UpstreamEvents for Slot {
         }
         self.state
             .send_replace(SlotState::Failed(Arc::from(reason)));
-        if let Some(session) = self.session.upgrade() {
-            if !session.ended.is_cancelled() {
-                tracing::warn!(
-                    org = %session.owner.org,
-                    server = %self.spec.name,
-                    session = %session.tag,
-                    %reason,
-                    "upstream server failed; the session goes on without it"
-                );
-                session.refresh_views_later();
-            }
+        if let Some(session) = self.session.upgrade()
+            && !session.ended.is_cancelled()
+        {
+            tracing::warn!(
+                org = %session.owner.org,
+                server = %self.spec.name,
+                session = %session.tag,
+                %reason,
+                "upstream server failed; the session goes on without it"
+            );
+            session.refresh_views_later();
         }
     }
 }
@@ -304,7 +305,8 @@ impl Session {
                         %reason,
                         "upstream server could not be started; the session goes on without it"
                     );
-                    slot.state.send_replace(SlotState::Failed(Arc::from(reason)));
+                    slot.state
+                        .send_replace(SlotState::Failed(Arc::from(reason)));
                 }
             }
         });
@@ -466,7 +468,11 @@ impl Session {
     }
 
     /// Answers one client request; `None` when the client cancelled it.
-    pub(crate) async fn answer(self: &Arc<Self>, request: Message, stream: &Arc<EventStream>) -> Option<Message> {
+    pub(crate) async fn answer(
+        self: &Arc<Self>,
+        request: Message,
+        stream: &Arc<EventStream>,
+    ) -> Option<Message> {
         let id = request.id().cloned().unwrap_or(Value::Null);
         let method = request.method().unwrap_or_default().to_owned();
         let outcome = match method.as_str() {
@@ -475,9 +481,18 @@ impl Session {
                 INVALID_REQUEST,
                 "the session is already initialized; start a new session without Mcp-Session-Id",
             )),
-            "tools/list" => self.list(ListKind::Tools, &request).await.map(|result| Some(Message::result(id.clone(), result))),
-            "prompts/list" => self.list(ListKind::Prompts, &request).await.map(|result| Some(Message::result(id.clone(), result))),
-            "resources/list" => self.list(ListKind::Resources, &request).await.map(|result| Some(Message::result(id.clone(), result))),
+            "tools/list" => self
+                .list(ListKind::Tools, &request)
+                .await
+                .map(|result| Some(Message::result(id.clone(), result))),
+            "prompts/list" => self
+                .list(ListKind::Prompts, &request)
+                .await
+                .map(|result| Some(Message::result(id.clone(), result))),
+            "resources/list" => self
+                .list(ListKind::Resources, &request)
+                .await
+                .map(|result| Some(Message::result(id.clone(), result))),
             "resources/templates/list" => self
                 .list(ListKind::ResourceTemplates, &request)
                 .await
@@ -488,7 +503,10 @@ impl Session {
                 self.call_resource(request, stream).await
             }
             "completion/complete" => self.complete(request, stream).await,
-            "logging/setLevel" => self.set_level(request).await.map(|()| Some(Message::result(id.clone(), json!({})))),
+            "logging/setLevel" => self
+                .set_level(request)
+                .await
+                .map(|()| Some(Message::result(id.clone(), json!({})))),
             other => Err(RpcError::new(
                 METHOD_NOT_FOUND,
                 format!("method not found: {other}"),
@@ -504,7 +522,8 @@ impl Session {
     pub(crate) async fn client_notification(&self, notification: Message) {
         match notification.method().unwrap_or_default() {
             "notifications/cancelled" => {
-                let Some(request_id) = notification.params().and_then(|p| p.get("requestId")) else {
+                let Some(request_id) = notification.params().and_then(|p| p.get("requestId"))
+                else {
                     return;
                 };
                 for call in lock(&self.inflight).values() {
@@ -554,15 +573,14 @@ impl Session {
                 .strip_prefix("o")
                 .and_then(|offset| offset.parse::<usize>().ok())
                 .filter(|offset| *offset <= items.len())
-                .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("invalid cursor {cursor:?}")))?,
+                .ok_or_else(|| {
+                    RpcError::new(INVALID_PARAMS, format!("invalid cursor {cursor:?}"))
+                })?,
             Some(_) => return Err(RpcError::new(INVALID_PARAMS, "cursor must be a string")),
         };
         let end = (offset + page_size).min(items.len());
         let mut result = Object::new();
-        result.insert(
-            kind.key().into(),
-            Value::Array(items[offset..end].to_vec()),
-        );
+        result.insert(kind.key().into(), Value::Array(items[offset..end].to_vec()));
         if end < items.len() {
             result.insert("nextCursor".into(), Value::String(format!("o{end}")));
         }
@@ -637,14 +655,21 @@ impl Session {
         mut request: Message,
         stream: &Arc<EventStream>,
     ) -> Result<Option<Message>, RpcError> {
-        let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+        let what = if kind == ListKind::Tools {
+            "tool"
+        } else {
+            "prompt"
+        };
         let Some(exposed) = request
             .params()
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
-            return Err(RpcError::new(INVALID_PARAMS, format!("params.name (the {what} to use) is missing")));
+            return Err(RpcError::new(
+                INVALID_PARAMS,
+                format!("params.name (the {what} to use) is missing"),
+            ));
         };
         // A forbidden name answers exactly like a name that does not exist (S7).
         let unknown = || RpcError::new(INVALID_PARAMS, format!("Unknown {what}: {exposed}"));
@@ -708,7 +733,10 @@ impl Session {
             }
         }
         for (slot, connection) in &eligible {
-            let listed = connection.catalog(ListKind::Resources, timeout).await.ok()?;
+            let listed = connection
+                .catalog(ListKind::Resources, timeout)
+                .await
+                .ok()?;
             if listed
                 .iter()
                 .any(|item| item.get("uri").and_then(Value::as_str) == Some(uri))
@@ -754,7 +782,8 @@ impl Session {
                     .get("name")
                     .and_then(Value::as_str)
                     .ok_or_else(|| RpcError::new(INVALID_PARAMS, "params.ref.name is missing"))?;
-                let unknown = || RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {exposed}"));
+                let unknown =
+                    || RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {exposed}"));
                 let (slot, name, canonical) = self.resolve(exposed).ok_or_else(unknown)?;
                 if self.access().permit(&canonical).is_none() {
                     return Err(unknown());
@@ -762,7 +791,9 @@ impl Session {
                 let connection = slot
                     .ready(self.runtime.config.upstream.start_timeout)
                     .await
-                    .map_err(|reason| upstream_failure(&slot.spec.name, &UpstreamError::Closed(reason)))?;
+                    .map_err(|reason| {
+                        upstream_failure(&slot.spec.name, &UpstreamError::Closed(reason))
+                    })?;
                 if let Some(Value::Object(reference)) =
                     request.params_mut().and_then(|p| p.get_mut("ref"))
                 {
@@ -780,18 +811,24 @@ impl Session {
                     if !self.access().allows_whole_server(&slot.spec.name) {
                         continue;
                     }
-                    let Ok(connection) = slot.ready(self.runtime.config.upstream.start_timeout).await else {
+                    let Ok(connection) =
+                        slot.ready(self.runtime.config.upstream.start_timeout).await
+                    else {
                         continue;
                     };
                     let templates = connection
-                        .catalog(ListKind::ResourceTemplates, self.runtime.config.call_timeout)
+                        .catalog(
+                            ListKind::ResourceTemplates,
+                            self.runtime.config.call_timeout,
+                        )
                         .await
                         .unwrap_or_default();
-                    let matches = templates.iter().any(|item| {
-                        item.get("uriTemplate").and_then(Value::as_str).is_some_and(|template| {
-                            template == uri || template_matches(template, uri)
-                        })
-                    });
+                    let matches =
+                        templates.iter().any(|item| {
+                            item.get("uriTemplate").and_then(Value::as_str).is_some_and(
+                                |template| template == uri || template_matches(template, uri),
+                            )
+                        });
                     if matches {
                         found = Some((slot.clone(), connection));
                         break;
@@ -815,13 +852,15 @@ impl Session {
         let slots = self.slots();
         let mut asks = Vec::new();
         for slot in slots.iter() {
-            if let Ok(connection) = slot.ready(self.runtime.config.upstream.start_timeout).await {
-                if connection.has_capability("logging") {
-                    let params = params.clone();
-                    asks.push(async move {
-                        let _ = connection.request("logging/setLevel", params, timeout).await;
-                    });
-                }
+            if let Ok(connection) = slot.ready(self.runtime.config.upstream.start_timeout).await
+                && connection.has_capability("logging")
+            {
+                let params = params.clone();
+                asks.push(async move {
+                    let _ = connection
+                        .request("logging/setLevel", params, timeout)
+                        .await;
+                });
             }
         }
         futures_util::future::join_all(asks).await;
@@ -845,15 +884,19 @@ impl Session {
             .params_mut()
             .and_then(|p| p.get_mut("_meta"))
             .and_then(Value::as_object_mut)
+            && let Some(token) = meta.get_mut("progressToken")
         {
-            if let Some(token) = meta.get_mut("progressToken") {
-                client_progress_token = Some(std::mem::replace(token, Value::from(seq)));
-            }
+            client_progress_token = Some(std::mem::replace(token, Value::from(seq)));
         }
         let params = request.take_params();
         let pending = match connection.start(&method, params).await {
             Ok(pending) => pending,
-            Err(error) => return Some(Message::error(client_id, &upstream_failure(&slot.spec.name, &error))),
+            Err(error) => {
+                return Some(Message::error(
+                    client_id,
+                    &upstream_failure(&slot.spec.name, &error),
+                ));
+            }
         };
         let upstream_id = pending.id();
         let cancel = CancellationToken::new();
@@ -875,7 +918,9 @@ impl Session {
         lock(&self.inflight).remove(&seq);
         match outcome {
             None => {
-                connection.forget(upstream_id, "cancelled by the client").await;
+                connection
+                    .forget(upstream_id, "cancelled by the client")
+                    .await;
                 None
             }
             Some(Ok(mut answer)) => {
@@ -927,7 +972,8 @@ impl Session {
                 let ours = upstream_id.and_then(|upstream_id| {
                     let mut relayed = lock(&self.relayed);
                     let ours = relayed.iter().find_map(|(ours, r)| {
-                        (r.upstream_id == upstream_id && std::ptr::eq(r.slot.as_ptr(), slot)).then_some(*ours)
+                        (r.upstream_id == upstream_id && std::ptr::eq(r.slot.as_ptr(), slot))
+                            .then_some(*ours)
                     })?;
                     relayed.remove(&ours);
                     Some(ours)
@@ -1132,7 +1178,8 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
             continue;
         }
         let found = if is_last {
-            rest.rfind(literal).filter(|at| at + literal.len() == rest.len())
+            rest.rfind(literal)
+                .filter(|at| at + literal.len() == rest.len())
         } else {
             rest.find(literal)
         };
@@ -1150,9 +1197,18 @@ mod tests {
 
     #[test]
     fn templates_match_uris() {
-        assert!(template_matches("test://template/{id}/data", "test://template/42/data"));
-        assert!(!template_matches("test://template/{id}/data", "test://template//data"));
-        assert!(!template_matches("test://template/{id}/data", "test://other/42/data"));
+        assert!(template_matches(
+            "test://template/{id}/data",
+            "test://template/42/data"
+        ));
+        assert!(!template_matches(
+            "test://template/{id}/data",
+            "test://template//data"
+        ));
+        assert!(!template_matches(
+            "test://template/{id}/data",
+            "test://other/42/data"
+        ));
         assert!(template_matches("file:///{path}", "file:///etc/hosts"));
         assert!(!template_matches("file:///{path}", "file:///"));
         assert!(template_matches("test://static", "test://static"));

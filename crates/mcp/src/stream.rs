@@ -93,10 +93,10 @@ impl EventStream {
                 state.bytes -= old.json.len();
             }
         }
-        if let Some(live) = &state.live {
-            if live.try_send(event).is_err() {
-                state.live = None;
-            }
+        if let Some(live) = &state.live
+            && live.try_send(event).is_err()
+        {
+            state.live = None;
         }
         if last {
             state.finished = true;

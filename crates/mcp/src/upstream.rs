@@ -300,15 +300,13 @@ impl Connection {
                     context.limits.max_message_bytes,
                 ))
             }
-            UpstreamTransport::StreamableHttp { url, internal } => {
-                Link::Http(http::HttpLink::new(
-                    url,
-                    *internal,
-                    context.http,
-                    shared.clone(),
-                    context.limits.max_message_bytes,
-                )?)
-            }
+            UpstreamTransport::StreamableHttp { url, internal } => Link::Http(http::HttpLink::new(
+                url,
+                *internal,
+                context.http,
+                shared.clone(),
+                context.limits.max_message_bytes,
+            )?),
         };
         let mut connection = Connection {
             shared,
@@ -347,9 +345,7 @@ impl Connection {
             link.set_protocol_version(version);
         }
         connection.initialize = result;
-        connection
-            .notify("notifications/initialized", None)
-            .await;
+        connection.notify("notifications/initialized", None).await;
         if let Link::Http(link) = &connection.link {
             link.open_listen_stream();
         }

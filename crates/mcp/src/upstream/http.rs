@@ -42,19 +42,17 @@ impl HttpClients {
 
 /// A destination the SSRF guard refuses.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "{0} is a {1} address; only an admin can allow it, by marking the server internal"
-)]
+#[error("{0} is a {1} address; only an admin can allow it, by marking the server internal")]
 pub struct SsrfError(pub IpAddr, pub &'static str);
 
 /// Refuses addresses that reach the gateway's host or private networks.
 pub fn check_destination(ip: IpAddr) -> Result<(), SsrfError> {
     let refuse = |kind| Err(SsrfError(ip, kind));
     match ip {
-        IpAddr::V4(v4) => check_v4(v4).map_or(Ok(()), |kind| refuse(kind)),
+        IpAddr::V4(v4) => check_v4(v4).map_or(Ok(()), &refuse),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
-                return check_v4(v4).map_or(Ok(()), |kind| refuse(kind));
+                return check_v4(v4).map_or(Ok(()), &refuse);
             }
             let first = v6.segments()[0];
             if v6.is_loopback() {
@@ -71,7 +69,7 @@ pub fn check_destination(ip: IpAddr) -> Result<(), SsrfError> {
                 // NAT64 embeds an IPv4 address that could be private.
                 let [.., a, b] = v6.segments();
                 let v4 = Ipv4Addr::from((u32::from(a) << 16) | u32::from(b));
-                check_v4(v4).map_or(Ok(()), |kind| refuse(kind))
+                check_v4(v4).map_or(Ok(()), refuse)
             } else {
                 Ok(())
             }
@@ -109,9 +107,8 @@ impl Resolve for PublicOnlyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let public: Vec<SocketAddr> = found
                 .into_iter()
@@ -402,7 +399,12 @@ mod tests {
             let ip: IpAddr = refused.parse().unwrap();
             assert!(check_destination(ip).is_err(), "{refused} must be refused");
         }
-        for allowed in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808"] {
+        for allowed in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",
+        ] {
             let ip: IpAddr = allowed.parse().unwrap();
             assert!(check_destination(ip).is_ok(), "{allowed} must be allowed");
         }

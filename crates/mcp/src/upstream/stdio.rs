@@ -62,7 +62,8 @@ pub(super) fn spawn(
 
     let reader_shared = shared.clone();
     tokio::spawn(async move {
-        let mut frames = FramedRead::new(stdout, LinesCodec::new_with_max_length(max_message_bytes));
+        let mut frames =
+            FramedRead::new(stdout, LinesCodec::new_with_max_length(max_message_bytes));
         let reason = loop {
             let line = tokio::select! {
                 line = frames.next() => line,
