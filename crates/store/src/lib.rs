@@ -2,7 +2,8 @@
 //!
 //! Main types: [`Store`] (a connection pool plus the vault), [`OrgScope`] (the proof a caller was
 //! authenticated into one organization), [`Principal`] (who is calling), and the row views each
-//! repository returns.
+//! repository returns ([`Server`] and [`ToolRuleView`] among them; [`Store::tool_rules`] gives the
+//! data plane the rules `auth::tool_access` decides with).
 //!
 //! Invariant (S8): every function that reads or writes tenant data takes an [`OrgScope`], and
 //! every such query filters on its organization id, so a row of another organization answers
@@ -23,8 +24,10 @@ mod members;
 mod migrate;
 mod orgs;
 pub mod sealed;
+mod servers;
 mod token_cache;
 mod tokens;
+mod tool_rules;
 mod variables;
 
 use std::sync::Arc;
@@ -35,8 +38,13 @@ pub use ids::{OrgId, ServerId, TokenId, ToolRuleId, UserId, VariableId, normaliz
 pub use members::Member;
 pub use orgs::{Organization, validate_slug};
 pub use sealed::RotationReport;
+pub use servers::{
+    Exposure, MAX_ARG_BYTES, MAX_ARGS, MAX_NAME_BYTES, MAX_URL_BYTES, NewServer, Server,
+    ServerTransport, ServerUpdate, validate_server_name,
+};
 pub use token_cache::TOKEN_CACHE_TTL;
 pub use tokens::{Principal, TokenMeta, TokenOwner, TokenRejection};
+pub use tool_rules::{DEFAULT_ALLOWED_ROLES, ToolRuleView};
 pub use variables::{VariableKind, VariableMeta};
 
 /// The proof that a caller acts inside one organization; only this crate can make one (S8).

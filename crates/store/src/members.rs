@@ -66,7 +66,7 @@ pub(crate) async fn ensure_user(
 /// Serializes membership changes within one organization: a no-op update takes the organization
 /// row's lock on PostgreSQL and the write lock on SQLite, so two concurrent demotions cannot both
 /// see "another owner remains".
-async fn lock_organization(
+pub(crate) async fn lock_organization(
     tx: &mut Transaction<'_, Any>,
     scope: &OrgScope,
 ) -> Result<(), StoreError> {
@@ -81,7 +81,7 @@ async fn lock_organization(
 }
 
 /// One member of the scoped organization, read through the pool or inside a transaction.
-async fn fetch_member<'e>(
+pub(crate) async fn fetch_member<'e>(
     executor: impl Executor<'e, Database = Any>,
     scope: &OrgScope,
     user_id: &UserId,
@@ -184,8 +184,8 @@ impl Store {
         Ok(member)
     }
 
-    /// Removes a member and, with the membership, their tokens; a user left in no organization
-    /// is deleted too, so nothing of a departed person lingers.
+    /// Removes a member and, with the membership, their tokens and tool rules; a user left in no
+    /// organization is deleted too, so nothing of a departed person lingers.
     pub async fn remove_member(
         &self,
         scope: &OrgScope,
@@ -202,6 +202,12 @@ impl Store {
         // Tokens first: the foreign key cascades too, but saying it keeps PostgreSQL and SQLite alike
         // even where foreign keys were switched off by hand.
         sqlx::query("DELETE FROM access_tokens WHERE org_id = $1 AND user_id = $2")
+            .bind(scope.org_id().as_str())
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        // Their tool rules go with the membership (S7): a later member of the same email starts clean.
+        sqlx::query("DELETE FROM tool_rules WHERE org_id = $1 AND user_id = $2")
             .bind(scope.org_id().as_str())
             .bind(user_id.as_str())
             .execute(&mut *tx)

@@ -8,12 +8,20 @@ use sqlx::{AnyPool, SqlSafeStr};
 use crate::{Backend, StoreError};
 
 /// (version, description, SQLite text, PostgreSQL text). Append only; never edit an applied one.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "servers",
+        include_str!("../migrations/sqlite/0002_servers.sql"),
+        include_str!("../migrations/postgres/0002_servers.sql"),
+    ),
+];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     let migrations = MIGRATIONS

@@ -64,7 +64,8 @@ pub(crate) fn validate_display_name(name: &str, max_chars: usize) -> Result<(), 
 }
 
 impl Store {
-    /// Creates an organization with its first owner (created as a user if new). Operator action.
+    /// Creates an organization with its first owner (created as a user if new) and the default
+    /// `allow *` tool rules for owners, admins and members. Operator action.
     pub async fn create_organization(
         &self,
         slug: &str,
@@ -103,6 +104,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        crate::tool_rules::seed_default_rules(&mut tx, &org.id, now).await?;
         tx.commit().await?;
         let scope = OrgScope {
             org_id: org.id.clone(),

@@ -1,4 +1,4 @@
-//! The store test suite, run on SQLite and on PostgreSQL (S8, S9, S10, S11, S12).
+//! The store test suite, run on SQLite and on PostgreSQL (S7, S8, S9, S10, S11, S12, S20).
 //!
 //! Every test is an `async fn(&TestDb)` listed once in `both_backends!`, which makes a SQLite and
 //! a PostgreSQL test of it. PostgreSQL comes from `MCP_HERO_TEST_POSTGRES_URL` (set by
@@ -14,11 +14,13 @@
 )]
 
 use auth::pat;
-use auth::{ManageMembers, Role, authorize};
+use auth::tool_access::{Effect, MemberToolAccess, Subject, ToolPattern};
+use auth::{ManageMembers, ManageServers, Role, authorize};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use store::{
-    DatabaseLocation, Store, StoreError, TokenOwner, TokenRejection, UserId, VariableKind,
+    DatabaseLocation, Exposure, NewServer, ServerId, ServerTransport, ServerUpdate, Store,
+    StoreError, TokenOwner, TokenRejection, ToolRuleId, UserId, VariableKind,
 };
 use vault::{RootSecret, Vault};
 
@@ -127,13 +129,27 @@ impl TestDb {
         }
     }
 
-    async fn query_strings(&self, store_url_sql: &str) -> Vec<String> {
+    /// A plain pool on the test database, beside any store (SQLite: created if missing).
+    async fn raw_pool(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
         let url = match self.location() {
-            DatabaseLocation::Sqlite { path } => format!("sqlite://{}", path.display()),
+            DatabaseLocation::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
             DatabaseLocation::Postgres { url } => url.expose_secret().to_owned(),
         };
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::AnyPool::connect(&url).await.unwrap()
+    }
+
+    async fn execute(&self, sql: &str) {
+        let pool = self.raw_pool().await;
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+
+    async fn query_strings(&self, store_url_sql: &str) -> Vec<String> {
+        let pool = self.raw_pool().await;
         let rows = sqlx::query(sqlx::AssertSqlSafe(store_url_sql.to_owned()))
             .fetch_all(&pool)
             .await
@@ -190,6 +206,14 @@ both_backends!(
     every_blob_column_is_sealed_or_a_digest,
     bad_input_is_refused_with_the_field_named,
     revocation_reaches_another_replica_within_the_cache_ttl,
+    servers_are_created_listed_updated_and_deleted,
+    server_input_is_refused_with_the_field_named,
+    s7_an_unprefixed_server_is_the_only_enabled_one,
+    s8_servers_and_tool_rules_of_another_organization_are_not_found,
+    s7_new_organizations_allow_every_tool_to_owners_admins_and_members,
+    s7_migration_seeds_default_rules_for_existing_organizations,
+    s7_tool_rules_are_unique_and_leave_with_their_member,
+    s20_servers_and_rules_go_with_their_organization,
 );
 
 async fn s11_key_check_refuses_a_wrong_secret(db: &TestDb) {
@@ -916,4 +940,733 @@ fn database_location_descriptions_never_show_a_password() {
         sqlite.describe(),
         "sqlite file /var/lib/mcp-hero/mcp-hero.db"
     );
+}
+
+fn stdio_server(name: &str) -> NewServer {
+    NewServer {
+        name: name.to_owned(),
+        transport: ServerTransport::Stdio {
+            command: "npx".to_owned(),
+            args: vec![
+                "-y".to_owned(),
+                "@modelcontextprotocol/server-everything".to_owned(),
+            ],
+            working_dir: None,
+        },
+        exposure: Exposure::Prefixed,
+        enabled: true,
+        internal: false,
+    }
+}
+
+fn remote_server(name: &str, url: &str) -> NewServer {
+    NewServer {
+        transport: ServerTransport::StreamableHttp {
+            url: url.to_owned(),
+        },
+        ..stdio_server(name)
+    }
+}
+
+fn manage_servers() -> auth::Permit<ManageServers> {
+    authorize::<ManageServers>(Role::Admin).unwrap()
+}
+
+fn assert_invalid<T: std::fmt::Debug>(result: Result<T, StoreError>, want: &str) -> String {
+    match result {
+        Err(StoreError::Invalid { field, reason }) => {
+            assert_eq!(field, want, "{reason}");
+            reason
+        }
+        other => panic!("expected invalid {want}, got {other:?}"),
+    }
+}
+
+async fn servers_are_created_listed_updated_and_deleted(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let everything = store
+        .create_server(&scope, &permit, stdio_server("everything"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            everything.name.as_str(),
+            everything.revision,
+            everything.enabled,
+            everything.internal
+        ),
+        ("everything", 1, true, false)
+    );
+    assert_eq!(everything.transport, stdio_server("x").transport);
+    let mut remote = remote_server("docs", "https://mcp.example.com/mcp");
+    remote.internal = true;
+    remote.enabled = false;
+    let docs = store.create_server(&scope, &permit, remote).await.unwrap();
+    assert_eq!(
+        store.server(&scope, &docs.id).await.unwrap(),
+        docs,
+        "a read returns what creation returned"
+    );
+    let names: Vec<_> = store
+        .list_servers(&scope)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["docs", "everything"]);
+
+    assert!(matches!(
+        store.create_server(&scope, &permit, stdio_server("docs")).await,
+        Err(StoreError::Conflict(message)) if message == "a server named \"docs\" already exists"
+    ));
+
+    // A partial update changes what it names, keeps the rest, and bumps the revision each time.
+    let transport = ServerTransport::Stdio {
+        command: "/usr/bin/uvx".to_owned(),
+        args: vec!["mcp-server-fetch".to_owned(), String::new()],
+        working_dir: Some("/srv/fetch".to_owned()),
+    };
+    let updated = store
+        .update_server(
+            &scope,
+            &permit,
+            &everything.id,
+            ServerUpdate {
+                name: Some("fetch".to_owned()),
+                transport: Some(transport.clone()),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            &updated.transport,
+            updated.enabled,
+            updated.revision,
+            updated.created_at
+        ),
+        ("fetch", &transport, true, 2, everything.created_at)
+    );
+    assert!(updated.updated_at >= everything.updated_at);
+    let disabled = store
+        .update_server(
+            &scope,
+            &permit,
+            &everything.id,
+            ServerUpdate {
+                enabled: Some(false),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((disabled.enabled, disabled.revision), (false, 3));
+    let unchanged = store
+        .update_server(&scope, &permit, &everything.id, ServerUpdate::default())
+        .await
+        .unwrap();
+    assert_eq!(unchanged.revision, 4, "every update bumps the revision");
+    assert!(matches!(
+        store
+            .update_server(
+                &scope,
+                &permit,
+                &docs.id,
+                ServerUpdate {
+                    name: Some("fetch".to_owned()),
+                    ..ServerUpdate::default()
+                }
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A stdio server may become remote and back; the unused columns are cleared.
+    let now_remote = store
+        .update_server(
+            &scope,
+            &permit,
+            &everything.id,
+            ServerUpdate {
+                transport: Some(ServerTransport::StreamableHttp {
+                    url: "http://10.0.0.5:8080/mcp".to_owned(),
+                }),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        now_remote.transport,
+        ServerTransport::StreamableHttp { .. }
+    ));
+
+    store
+        .delete_server(&scope, &permit, &everything.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.server(&scope, &everything.id).await,
+        Err(StoreError::NotFound("server"))
+    ));
+    assert!(matches!(
+        store.delete_server(&scope, &permit, &everything.id).await,
+        Err(StoreError::NotFound("server"))
+    ));
+    assert!(matches!(
+        store
+            .update_server(&scope, &permit, &everything.id, ServerUpdate::default())
+            .await,
+        Err(StoreError::NotFound("server"))
+    ));
+    assert_eq!(store.list_servers(&scope).await.unwrap(), [docs]);
+}
+
+async fn server_input_is_refused_with_the_field_named(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let with_stdio = |command: &str, args: Vec<String>, working_dir: Option<&str>| NewServer {
+        transport: ServerTransport::Stdio {
+            command: command.to_owned(),
+            args,
+            working_dir: working_dir.map(str::to_owned),
+        },
+        ..stdio_server("ok")
+    };
+    let cases: Vec<(NewServer, &str)> = vec![
+        (stdio_server(""), "name"),
+        (stdio_server("Upper"), "name"),
+        (stdio_server("-leading-dash"), "name"),
+        (stdio_server("under_score"), "name"),
+        (stdio_server("a__b"), "name"),
+        (stdio_server(&"a".repeat(33)), "name"),
+        (with_stdio("", vec![], None), "command"),
+        (with_stdio("  ", vec![], None), "command"),
+        (with_stdio("np\0x", vec![], None), "command"),
+        (with_stdio("npx", vec!["a".to_owned(); 65], None), "args"),
+        (with_stdio("npx", vec!["a".repeat(4097)], None), "args"),
+        (with_stdio("npx", vec!["a\0b".to_owned()], None), "args"),
+        (
+            with_stdio("npx", vec![], Some("relative/dir")),
+            "working_dir",
+        ),
+        (with_stdio("npx", vec![], Some("/tmp/\0")), "working_dir"),
+        (remote_server("ok", "not a url"), "url"),
+        (remote_server("ok", "ftp://example.com/mcp"), "url"),
+        (remote_server("ok", "file:///etc/passwd"), "url"),
+        (
+            remote_server("ok", "https://user:hunter2@example.com/mcp"),
+            "url",
+        ),
+        (remote_server("ok", "https://example.com/\0"), "url"),
+    ];
+    for (server, field) in cases {
+        let shown = format!("{server:?}");
+        let reason = assert_invalid(store.create_server(&scope, &permit, server).await, field);
+        assert!(!reason.contains("hunter2"), "{shown}: {reason}");
+    }
+    let reason = assert_invalid(
+        store
+            .create_server(&scope, &permit, stdio_server("a__b"))
+            .await,
+        "name",
+    );
+    assert!(
+        reason.contains("__"),
+        "the reason names the separator: {reason}"
+    );
+    // The limits themselves are accepted.
+    store
+        .create_server(
+            &scope,
+            &permit,
+            NewServer {
+                name: "a".repeat(32),
+                ..with_stdio("npx", vec!["a".repeat(4096); 64], Some("/"))
+            },
+        )
+        .await
+        .unwrap();
+    // An update is checked as a whole, and a refused one changes nothing.
+    let server = store.list_servers(&scope).await.unwrap().remove(0);
+    assert_invalid(
+        store
+            .update_server(
+                &scope,
+                &permit,
+                &server.id,
+                ServerUpdate {
+                    name: Some("Bad Name".to_owned()),
+                    ..ServerUpdate::default()
+                },
+            )
+            .await,
+        "name",
+    );
+    assert_eq!(store.server(&scope, &server.id).await.unwrap(), server);
+    assert_eq!(store.list_servers(&scope).await.unwrap().len(), 1);
+}
+
+async fn s7_an_unprefixed_server_is_the_only_enabled_one(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (other_org, _, _) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let alone = store
+        .create_server(
+            &scope,
+            &permit,
+            NewServer {
+                exposure: Exposure::Unprefixed,
+                ..stdio_server("alone")
+            },
+        )
+        .await
+        .unwrap();
+    // Another organization's servers do not count.
+    store
+        .create_server(&other_org, &permit, stdio_server("elsewhere"))
+        .await
+        .unwrap();
+    // Enabling a second server while an unprefixed one is enabled is refused...
+    assert_invalid(
+        store
+            .create_server(&scope, &permit, stdio_server("second"))
+            .await,
+        "enabled",
+    );
+    // ...but a disabled second server may exist, and cannot be enabled.
+    let second = store
+        .create_server(
+            &scope,
+            &permit,
+            NewServer {
+                enabled: false,
+                ..stdio_server("second")
+            },
+        )
+        .await
+        .unwrap();
+    let enable = ServerUpdate {
+        enabled: Some(true),
+        ..ServerUpdate::default()
+    };
+    assert_invalid(
+        store
+            .update_server(&scope, &permit, &second.id, enable.clone())
+            .await,
+        "enabled",
+    );
+    // Making the first prefixed lets the second be enabled; then neither may become unprefixed.
+    store
+        .update_server(
+            &scope,
+            &permit,
+            &alone.id,
+            ServerUpdate {
+                exposure: Some(Exposure::Prefixed),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .update_server(&scope, &permit, &second.id, enable)
+        .await
+        .unwrap();
+    let unprefixed = ServerUpdate {
+        exposure: Some(Exposure::Unprefixed),
+        ..ServerUpdate::default()
+    };
+    assert_invalid(
+        store
+            .update_server(&scope, &permit, &alone.id, unprefixed.clone())
+            .await,
+        "exposure",
+    );
+    assert_invalid(
+        store
+            .create_server(
+                &scope,
+                &permit,
+                NewServer {
+                    exposure: Exposure::Unprefixed,
+                    ..stdio_server("third")
+                },
+            )
+            .await,
+        "exposure",
+    );
+    // Unprefixed while disabled is fine; it is not served.
+    store
+        .create_server(
+            &scope,
+            &permit,
+            NewServer {
+                exposure: Exposure::Unprefixed,
+                enabled: false,
+                ..stdio_server("third")
+            },
+        )
+        .await
+        .unwrap();
+    // Disabling the second server makes the first the only enabled one again.
+    store
+        .update_server(
+            &scope,
+            &permit,
+            &second.id,
+            ServerUpdate {
+                enabled: Some(false),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let again = store
+        .update_server(&scope, &permit, &alone.id, unprefixed)
+        .await
+        .unwrap();
+    assert_eq!(again.exposure, Exposure::Unprefixed);
+}
+
+async fn s8_servers_and_tool_rules_of_another_organization_are_not_found(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope_a, _, alice) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (scope_b, _, _) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let server_a = store
+        .create_server(&scope_a, &permit, stdio_server("files"))
+        .await
+        .unwrap();
+    let rule_a = store
+        .create_tool_rule(
+            &scope_a,
+            &permit,
+            Subject::Member(alice.clone()),
+            Effect::Deny,
+            ToolPattern::parse("files__delete*").unwrap(),
+        )
+        .await
+        .unwrap();
+
+    assert!(store.list_servers(&scope_b).await.unwrap().is_empty());
+    let server_not_found = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(result, Err(StoreError::NotFound("server"))),
+            "{result:?}"
+        )
+    };
+    server_not_found(store.server(&scope_b, &server_a.id).await.map(|_| ()));
+    server_not_found(
+        store
+            .update_server(
+                &scope_b,
+                &permit,
+                &server_a.id,
+                ServerUpdate {
+                    enabled: Some(false),
+                    ..ServerUpdate::default()
+                },
+            )
+            .await
+            .map(|_| ()),
+    );
+    server_not_found(store.delete_server(&scope_b, &permit, &server_a.id).await);
+    server_not_found(
+        store
+            .server(&scope_b, &ServerId::from_untrusted("nonexistent"))
+            .await
+            .map(|_| ()),
+    );
+    // The same name is free in another organization.
+    store
+        .create_server(&scope_b, &permit, stdio_server("files"))
+        .await
+        .unwrap();
+
+    // B's rules are B's defaults only; A's rule and A's member are out of B's reach.
+    let rules_b = store.list_tool_rules(&scope_b).await.unwrap();
+    assert_eq!(rules_b.len(), 3);
+    assert!(rules_b.iter().all(|rule| rule.id != rule_a.id));
+    assert!(matches!(
+        store.delete_tool_rule(&scope_b, &permit, &rule_a.id).await,
+        Err(StoreError::NotFound("tool rule"))
+    ));
+    assert!(matches!(
+        store
+            .delete_tool_rule(&scope_b, &permit, &ToolRuleId::from_untrusted("nope"))
+            .await,
+        Err(StoreError::NotFound("tool rule"))
+    ));
+    assert!(matches!(
+        store
+            .create_tool_rule(
+                &scope_b,
+                &permit,
+                Subject::Member(alice.clone()),
+                Effect::Allow,
+                ToolPattern::parse("*").unwrap(),
+            )
+            .await,
+        Err(StoreError::NotFound("member"))
+    ));
+    // A's things are untouched by B's attempts.
+    assert_eq!(
+        store.server(&scope_a, &server_a.id).await.unwrap(),
+        server_a
+    );
+    assert!(
+        store
+            .list_tool_rules(&scope_a)
+            .await
+            .unwrap()
+            .contains(&rule_a)
+    );
+}
+
+async fn s7_new_organizations_allow_every_tool_to_owners_admins_and_members(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, alice) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let rules = store.tool_rules(&scope).await.unwrap();
+    let mut subjects: Vec<_> = rules
+        .iter()
+        .map(|rule| (rule.subject.clone(), rule.effect, rule.pattern.as_str()))
+        .collect();
+    subjects.sort_by_key(|(subject, _, _)| format!("{subject:?}"));
+    assert_eq!(
+        subjects,
+        [
+            (Subject::Role(Role::Admin), Effect::Allow, "*"),
+            (Subject::Role(Role::Member), Effect::Allow, "*"),
+            (Subject::Role(Role::Owner), Effect::Allow, "*"),
+        ]
+    );
+    let decide = |role| MemberToolAccess::for_member(&rules, role, &alice).allows("files__read");
+    assert!(decide(Role::Owner) && decide(Role::Admin) && decide(Role::Member));
+    assert!(!decide(Role::Viewer), "viewers get nothing by default");
+}
+
+async fn s7_migration_seeds_default_rules_for_existing_organizations(db: &TestDb) {
+    use sqlx::SqlSafeStr as _;
+    // An organization made under the foundation schema alone, as an older gateway would have.
+    let pool = db.raw_pool().await;
+    let foundation = match db {
+        TestDb::Sqlite { .. } => include_str!("../migrations/sqlite/0001_foundation.sql"),
+        TestDb::Postgres { .. } => include_str!("../migrations/postgres/0001_foundation.sql"),
+    };
+    let migration = sqlx::migrate::Migration::new(
+        1,
+        "foundation".into(),
+        sqlx::migrate::MigrationType::Simple,
+        foundation.into_sql_str(),
+        false,
+    );
+    sqlx::migrate::Migrator::with_migrations(vec![migration])
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO organizations (id, slug, name, created_at) VALUES ('old-org', 'old', 'Old', 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = db.open_a().await;
+    let scope = store.operator_scope("old").await.unwrap();
+    let rules = store.list_tool_rules(&scope).await.unwrap();
+    let mut roles: Vec<_> = rules
+        .iter()
+        .map(|rule| match &rule.subject {
+            Subject::Role(role) => (role.as_str(), rule.effect, rule.pattern.as_str()),
+            Subject::Member(_) => panic!("the migration seeds role rules only"),
+        })
+        .collect();
+    roles.sort_by_key(|(role, _, _)| *role);
+    assert_eq!(
+        roles,
+        [
+            ("admin", Effect::Allow, "*"),
+            ("member", Effect::Allow, "*"),
+            ("owner", Effect::Allow, "*"),
+        ]
+    );
+    assert!(rules.iter().all(|rule| !rule.id.as_str().is_empty()));
+}
+
+async fn s7_tool_rules_are_unique_and_leave_with_their_member(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let members = authorize::<ManageMembers>(Role::Owner).unwrap();
+    let permit = manage_servers();
+    let bob = store
+        .add_member(&scope, &members, "bob@example.com", Role::Member)
+        .await
+        .unwrap()
+        .user_id;
+    let deny_delete = ToolPattern::parse("files__delete_*").unwrap();
+    let rule = store
+        .create_tool_rule(
+            &scope,
+            &permit,
+            Subject::Member(bob.clone()),
+            Effect::Deny,
+            deny_delete.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (&rule.subject, rule.effect, &rule.pattern),
+        (&Subject::Member(bob.clone()), Effect::Deny, &deny_delete)
+    );
+    let viewer_rule = store
+        .create_tool_rule(
+            &scope,
+            &permit,
+            Subject::Role(Role::Viewer),
+            Effect::Allow,
+            ToolPattern::parse("docs__*").unwrap(),
+        )
+        .await
+        .unwrap();
+    // The same subject, effect and pattern twice is a conflict; another effect is another rule.
+    assert!(matches!(
+        store
+            .create_tool_rule(
+                &scope,
+                &permit,
+                Subject::Member(bob.clone()),
+                Effect::Deny,
+                deny_delete.clone(),
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_tool_rule(
+                &scope,
+                &permit,
+                Subject::Role(Role::Member),
+                Effect::Allow,
+                ToolPattern::parse("*").unwrap(),
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_tool_rule(
+            &scope,
+            &permit,
+            Subject::Member(bob.clone()),
+            Effect::Allow,
+            deny_delete.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_tool_rule(
+                &scope,
+                &permit,
+                Subject::Member(UserId::from_untrusted("nobody")),
+                Effect::Allow,
+                deny_delete.clone(),
+            )
+            .await,
+        Err(StoreError::NotFound("member"))
+    ));
+
+    // The data plane's view: deny wins for bob, the default allow serves the rest.
+    let rules = store.tool_rules(&scope).await.unwrap();
+    assert_eq!(rules.len(), 6);
+    let bobs = MemberToolAccess::for_member(&rules, Role::Member, &bob);
+    assert!(!bobs.allows("files__delete_all") && bobs.allows("files__read"));
+
+    store
+        .delete_tool_rule(&scope, &permit, &viewer_rule.id)
+        .await
+        .unwrap();
+    assert_eq!(store.list_tool_rules(&scope).await.unwrap().len(), 5);
+
+    // Removing bob removes his rules with his membership.
+    store.remove_member(&scope, &members, &bob).await.unwrap();
+    let left = store.list_tool_rules(&scope).await.unwrap();
+    assert_eq!(left.len(), 3);
+    assert!(
+        left.iter()
+            .all(|rule| matches!(rule.subject, Subject::Role(_)))
+    );
+}
+
+async fn s20_servers_and_rules_go_with_their_organization(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope_a, _, alice) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (scope_b, _, _) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    for scope in [&scope_a, &scope_b] {
+        store
+            .create_server(scope, &permit, stdio_server("files"))
+            .await
+            .unwrap();
+    }
+    store
+        .create_tool_rule(
+            &scope_a,
+            &permit,
+            Subject::Member(alice),
+            Effect::Deny,
+            ToolPattern::parse("*").unwrap(),
+        )
+        .await
+        .unwrap();
+    // No API deletes an organization yet (issue 5); the foreign keys already cascade.
+    db.execute("DELETE FROM organizations WHERE slug = 'acme'")
+        .await;
+    for table in ["servers", "tool_rules"] {
+        let left = db
+            .query_strings(&format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM {table} WHERE org_id = '{}'",
+                scope_a.org_id()
+            ))
+            .await;
+        assert_eq!(left, ["0"], "{table} rows outlived their organization");
+    }
+    assert_eq!(store.list_servers(&scope_b).await.unwrap().len(), 1);
+    assert_eq!(store.list_tool_rules(&scope_b).await.unwrap().len(), 3);
 }
