@@ -67,6 +67,8 @@ impl AppState {
         (name = "members", description = "Members and their roles"),
         (name = "tokens", description = "Personal access tokens"),
         (name = "mcp", description = "The organization's MCP endpoint (Streamable HTTP) and its live sessions"),
+        (name = "servers", description = "The organization's MCP servers"),
+        (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -115,6 +117,20 @@ fn control_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::list_tokens, api::create_token))
         .routes(routes!(api::revoke_token))
         .routes(routes!(mcp::list_sessions))
+        .routes(routes!(
+            api::servers::list_servers,
+            api::servers::create_server
+        ))
+        .routes(routes!(
+            api::servers::get_server,
+            api::servers::update_server,
+            api::servers::delete_server
+        ))
+        .routes(routes!(
+            api::tool_rules::list_tool_rules,
+            api::tool_rules::create_tool_rule
+        ))
+        .routes(routes!(api::tool_rules::delete_tool_rule))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.

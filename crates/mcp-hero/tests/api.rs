@@ -1,34 +1,63 @@
-//! The HTTP API in-process: cross-tenant matrix (S8), authentication, bad input, and no secret in
-//! any answer (S15). Routes are walked from the OpenAPI document, so a new route joins every check.
+//! The HTTP API in-process: cross-tenant matrix (S8), authentication, roles (S7), bad input,
+//! changes reported to the data plane, and no secret in any answer (S15). Routes are walked from
+//! the OpenAPI document, so a new route joins every check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use auth::{ManageMembers, Role, authorize};
+use auth::tool_access::{Effect, Subject, ToolPattern};
+use auth::{ManageMembers, ManageServers, Role, authorize};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
+use mcp_hero::changes::{Change, ChangeSink};
 use mcp_hero::http::{AppState, openapi, router};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use store::{DatabaseLocation, Store, UserId};
+use store::{
+    DatabaseLocation, Exposure, NewServer, OrgId, OrgScope, ServerId, ServerTransport, Store,
+    TokenId, UserId,
+};
 use tower::ServiceExt as _;
 
 const ROOT_SECRET: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
 const MAX_BODY: usize = 64 * 1024;
 
+/// Every change the API reported, in order: the data plane's view of the control plane.
+#[derive(Debug, Default)]
+struct RecordedChanges(Mutex<Vec<Change>>);
+
+impl ChangeSink for RecordedChanges {
+    fn changed(&self, change: Change) {
+        self.0.lock().unwrap().push(change);
+    }
+}
+
+impl RecordedChanges {
+    fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
     app: Router,
-    /// Organization A: alice (owner), carol (member); B: bob (owner).
+    changes: Arc<RecordedChanges>,
+    /// Organization A: alice (owner), carol (member), server `files`, a deny rule for carol;
+    /// B: bob (owner).
+    scope_a: OrgScope,
+    org_a: OrgId,
     alice: String,
     carol_token: String,
     bob: String,
     carol_id: UserId,
     alice_token_id: String,
+    server_id: String,
+    rule_id: String,
     canary: String,
 }
 
@@ -73,16 +102,61 @@ async fn fixture() -> Fixture {
         .put_password_variable(&scope_a, "CANARY", &SecretString::from(canary.clone()))
         .await
         .unwrap();
-    let app = router(AppState::new(store.clone()), MAX_BODY);
+    let servers = authorize::<ManageServers>(Role::Owner).unwrap();
+    let server = store
+        .create_server(
+            &scope_a,
+            &servers,
+            NewServer {
+                name: "files".to_owned(),
+                transport: ServerTransport::Stdio {
+                    command: "npx".to_owned(),
+                    args: vec!["-y".to_owned(), "server-files".to_owned()],
+                    working_dir: None,
+                },
+                exposure: Exposure::Prefixed,
+                enabled: true,
+                internal: false,
+            },
+        )
+        .await
+        .unwrap();
+    let rule = store
+        .create_tool_rule(
+            &scope_a,
+            &servers,
+            Subject::Member(carol.user_id.clone()),
+            Effect::Deny,
+            ToolPattern::parse("files__delete*").unwrap(),
+        )
+        .await
+        .unwrap();
+    let changes = Arc::new(RecordedChanges::default());
+    let sink: Arc<dyn ChangeSink> = changes.clone();
+    let gateway = mcp::Gateway::new(
+        mcp::GatewayConfig::default(),
+        Arc::new(mcp_hero::launch::SandboxRequired),
+    )
+    .unwrap();
+    let state = AppState {
+        changes: sink,
+        ..AppState::new(store.clone(), gateway)
+    };
+    let app = router(state, MAX_BODY);
     Fixture {
         _dir: dir,
         store,
         app,
+        changes,
+        org_a: scope_a.org_id().clone(),
+        scope_a,
         alice,
         carol_token,
         bob,
         carol_id: carol.user_id,
         alice_token_id,
+        server_id: server.id.to_string(),
+        rule_id: rule.id.to_string(),
         canary,
     }
 }
@@ -132,6 +206,20 @@ async fn call(
     }
 }
 
+/// `path` with each `{param}` replaced by `id(param)`.
+fn with_ids(path: &str, id: impl Fn(&str) -> String) -> String {
+    let mut concrete = String::new();
+    let mut rest = path;
+    while let Some((before, after)) = rest.split_once('{') {
+        let (param, tail) = after.split_once('}').unwrap();
+        concrete.push_str(before);
+        concrete.push_str(&id(param));
+        rest = tail;
+    }
+    concrete.push_str(rest);
+    concrete
+}
+
 /// Every (method, path) in the OpenAPI document, with whether it requires a bearer token.
 fn documented_routes() -> Vec<(Method, String, bool)> {
     let document = serde_json::to_value(openapi()).unwrap();
@@ -163,6 +251,14 @@ async fn openapi_document_covers_every_route() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{token_id}",
+        "GET /api/v1/servers",
+        "POST /api/v1/servers",
+        "DELETE /api/v1/servers/{server_id}",
+        "GET /api/v1/servers/{server_id}",
+        "PATCH /api/v1/servers/{server_id}",
+        "GET /api/v1/tool-rules",
+        "POST /api/v1/tool-rules",
+        "DELETE /api/v1/tool-rules/{rule_id}",
         "GET /healthz",
         "GET /metrics",
         "GET /readyz",
@@ -203,6 +299,7 @@ fn matrix_row(
 ) -> Option<(String, Option<&'static str>)> {
     let carol = fixture.carol_id.to_string();
     let token = fixture.alice_token_id.clone();
+    let server = fixture.server_id.clone();
     let rows: BTreeMap<(&str, &str), (String, Option<&'static str>)> = [
         (("GET", "/api/v1/members/{user_id}"), (carol.clone(), None)),
         (
@@ -211,6 +308,19 @@ fn matrix_row(
         ),
         (("DELETE", "/api/v1/members/{user_id}"), (carol, None)),
         (("DELETE", "/api/v1/tokens/{token_id}"), (token, None)),
+        (
+            ("GET", "/api/v1/servers/{server_id}"),
+            (server.clone(), None),
+        ),
+        (
+            ("PATCH", "/api/v1/servers/{server_id}"),
+            (server.clone(), Some(r#"{"enabled":false}"#)),
+        ),
+        (("DELETE", "/api/v1/servers/{server_id}"), (server, None)),
+        (
+            ("DELETE", "/api/v1/tool-rules/{rule_id}"),
+            (fixture.rule_id.clone(), None),
+        ),
     ]
     .into_iter()
     .collect();
@@ -263,13 +373,16 @@ async fn s8_cross_tenant_matrix() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 8);
 
-    // B's lists never show A's people, ids or tokens.
+    // B's lists never show A's people, ids, tokens, servers or rules.
     let a_markers = [
         fixture.carol_id.to_string(),
         fixture.alice_token_id.clone(),
+        fixture.server_id.clone(),
+        fixture.rule_id.clone(),
         "acme".to_owned(),
+        "server-files".to_owned(),
     ];
     for (method, path, secured) in documented_routes() {
         if method != Method::GET || path.contains('{') || !secured {
@@ -294,6 +407,35 @@ async fn s8_cross_tenant_matrix() {
     )
     .await;
     assert_eq!(carol.json()["role"], "member");
+    let server = call(
+        &fixture.app,
+        Method::GET,
+        &format!("/api/v1/servers/{}", fixture.server_id),
+        Some(&fixture.alice),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            server.json()["enabled"].clone(),
+            server.json()["revision"].clone()
+        ),
+        (json!(true), json!(1))
+    );
+    let rules = call(
+        &fixture.app,
+        Method::GET,
+        "/api/v1/tool-rules",
+        Some(&fixture.alice),
+        None,
+    )
+    .await;
+    assert!(rules.text.contains(&fixture.rule_id));
+    assert_eq!(
+        fixture.changes.take(),
+        [],
+        "refused attempts report nothing"
+    );
     assert_eq!(
         call(
             &fixture.app,
@@ -378,7 +520,7 @@ async fn every_secured_route_demands_a_valid_token() {
         if !secured {
             continue;
         }
-        let path = path.replace("{user_id}", "x").replace("{token_id}", "x");
+        let path = with_ids(&path, |_| "x".to_owned());
         for (token, challenge) in &cases {
             let answer = call(&fixture.app, method.clone(), &path, *token, Some("{}")).await;
             assert_eq!(
@@ -667,9 +809,13 @@ async fn s15_no_answer_contains_a_secret() {
             if method == Method::DELETE {
                 continue; // Deleting would remove the very things whose absence is checked.
             }
-            let path = path
-                .replace("{user_id}", fixture.carol_id.as_str())
-                .replace("{token_id}", &fixture.alice_token_id);
+            let path = with_ids(&path, |param| match param {
+                "user_id" => fixture.carol_id.to_string(),
+                "token_id" => fixture.alice_token_id.clone(),
+                "server_id" => fixture.server_id.clone(),
+                "rule_id" => fixture.rule_id.clone(),
+                other => panic!("no id for {{{other}}}: add one here"),
+            });
             for body in bodies {
                 let answer = call(app, method.clone(), &path, token, body).await;
                 let headers = format!("{:?}", answer.headers);
@@ -733,4 +879,484 @@ async fn metrics_count_requests_and_token_outcomes() {
             metrics.text
         );
     }
+}
+
+/// Adds a member to organization A with a role and returns a token for them.
+async fn member_with_token(fixture: &Fixture, email: &str, role: Role) -> (String, UserId) {
+    let owner = authorize::<ManageMembers>(Role::Owner).unwrap();
+    let member = fixture
+        .store
+        .add_member(&fixture.scope_a, &owner, email, role)
+        .await
+        .unwrap();
+    let token = auth::pat::generate();
+    fixture
+        .store
+        .create_token(&fixture.scope_a, &member.user_id, "t", None, &token.digest)
+        .await
+        .unwrap();
+    (token.secret.expose_secret().to_owned(), member.user_id)
+}
+
+#[tokio::test]
+async fn s7_roles_decide_who_manages_servers_and_tool_rules() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let (viewer, _) = member_with_token(&fixture, "dave@acme.example", Role::Viewer).await;
+    let (admin, _) = member_with_token(&fixture, "erin@acme.example", Role::Admin).await;
+    let server = format!("/api/v1/servers/{}", fixture.server_id);
+    let rule = format!("/api/v1/tool-rules/{}", fixture.rule_id);
+    let new_server = r#"{"name":"docs","transport":{"type":"streamable_http","url":"https://docs.example/mcp"}}"#;
+    let new_rule = r#"{"subject":{"role":"viewer"},"effect":"allow","pattern":"docs__*"}"#;
+    let writes = [
+        (Method::POST, "/api/v1/servers".to_owned(), Some(new_server)),
+        (Method::PATCH, server.clone(), Some(r#"{"enabled":false}"#)),
+        (Method::DELETE, server.clone(), None),
+        (
+            Method::POST,
+            "/api/v1/tool-rules".to_owned(),
+            Some(new_rule),
+        ),
+        (Method::DELETE, rule.clone(), None),
+    ];
+    let reads = ["/api/v1/servers", &server, "/api/v1/tool-rules"];
+    for (token, role) in [(&viewer, "viewer"), (&fixture.carol_token, "member")] {
+        for path in reads {
+            let answer = call(app, Method::GET, path, Some(token), None).await;
+            assert_eq!(answer.status, StatusCode::OK, "{role} GET {path}");
+        }
+        for (method, path, body) in &writes {
+            let answer = call(app, method.clone(), path, Some(token), *body).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{role} {method} {path}"
+            );
+            assert_eq!(
+                answer.json()["error"]["message"],
+                format!("the {role} role may not manage servers and tool access rules")
+            );
+        }
+    }
+    assert_eq!(fixture.changes.take(), [], "refused writes report nothing");
+    // Owners and admins may: the admin does every write, in an order where each one succeeds.
+    let expected = [
+        StatusCode::CREATED,
+        StatusCode::OK,
+        StatusCode::NO_CONTENT,
+        StatusCode::CREATED,
+        StatusCode::NO_CONTENT,
+    ];
+    for ((method, path, body), status) in writes.iter().zip(expected) {
+        let answer = call(app, method.clone(), path, Some(&admin), *body).await;
+        assert_eq!(
+            answer.status, status,
+            "admin {method} {path}: {}",
+            answer.text
+        );
+    }
+    assert_eq!(fixture.changes.take().len(), 5);
+    let owner_creates = call(
+        app,
+        Method::POST,
+        "/api/v1/servers",
+        Some(&fixture.alice),
+        Some(r#"{"name":"more","transport":{"type":"stdio","command":"uvx"}}"#),
+    )
+    .await;
+    assert_eq!(
+        owner_creates.status,
+        StatusCode::CREATED,
+        "{}",
+        owner_creates.text
+    );
+}
+
+#[tokio::test]
+async fn server_and_rule_input_errors_name_the_field_and_change_nothing() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let alice = Some(fixture.alice.as_str());
+    let check = |answer: Answer, status: StatusCode, message: &str| {
+        assert_eq!(answer.status, status, "{}", answer.text);
+        let got = answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(got.contains(message), "expected {message:?} in {got:?}");
+    };
+    let stdio = |name: &str, transport: &str| {
+        format!(r#"{{"name":"{name}","transport":{transport},"enabled":false}}"#)
+    };
+    let ok = r#"{"type":"stdio","command":"npx"}"#;
+    let long_arg = format!(
+        r#"{{"type":"stdio","command":"npx","args":["{}"]}}"#,
+        "a".repeat(4097)
+    );
+    let many_args = format!(
+        r#"{{"type":"stdio","command":"npx","args":[{}]}}"#,
+        vec![r#""a""#; 65].join(",")
+    );
+    let cases: Vec<(String, StatusCode, &str)> =
+        vec![
+        (stdio("Bad Name", ok), StatusCode::BAD_REQUEST, "invalid name"),
+        (stdio("a__b", ok), StatusCode::BAD_REQUEST, "invalid name"),
+        (
+            stdio("x", r#"{"type":"stdio","command":""}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid command",
+        ),
+        (
+            stdio("x", r#"{"type":"stdio","command":"np\u0000x"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid command: must not contain a NUL byte",
+        ),
+        (stdio("x", &long_arg), StatusCode::BAD_REQUEST, "invalid args"),
+        (stdio("x", &many_args), StatusCode::BAD_REQUEST, "invalid args"),
+        (
+            stdio("x", r#"{"type":"stdio","command":"npx","working_dir":"rel"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid working_dir",
+        ),
+        (
+            stdio("x", r#"{"type":"streamable_http","url":"ftp://example.com"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid url",
+        ),
+        (
+            stdio("x", r#"{"type":"streamable_http","url":"https://u:p@example.com"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid url",
+        ),
+        (
+            stdio("x", r#"{"type":"stdio","command":"npx","shell":true}"#),
+            StatusCode::BAD_REQUEST,
+            "unknown field `shell`",
+        ),
+        (
+            stdio("x", r#"{"type":"sse","url":"https://example.com"}"#),
+            StatusCode::BAD_REQUEST,
+            "unknown variant `sse`",
+        ),
+        (
+            stdio("x", r#"{"type":"streamable_http"}"#),
+            StatusCode::BAD_REQUEST,
+            "missing field `url`",
+        ),
+        (
+            r#"{"name":"x","transport":{"type":"stdio","command":"npx"},"exposure":"unprefixed"}"#
+                .to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid exposure",
+        ),
+        (stdio("files", ok), StatusCode::CONFLICT, "already exists"),
+    ];
+    for (body, status, message) in &cases {
+        let answer = call(app, Method::POST, "/api/v1/servers", alice, Some(body)).await;
+        check(answer, *status, message);
+    }
+    let server = format!("/api/v1/servers/{}", fixture.server_id);
+    for (body, status, message) in [
+        (r#"{"name":"-x"}"#, StatusCode::BAD_REQUEST, "invalid name"),
+        (
+            r#"{"exposure":"sideways"}"#,
+            StatusCode::BAD_REQUEST,
+            "unknown variant `sideways`",
+        ),
+        (
+            r#"{"revision":7}"#,
+            StatusCode::BAD_REQUEST,
+            "unknown field `revision`",
+        ),
+    ] {
+        check(
+            call(app, Method::PATCH, &server, alice, Some(body)).await,
+            status,
+            message,
+        );
+    }
+    check(
+        call(app, Method::GET, "/api/v1/servers/unknown", alice, None).await,
+        StatusCode::NOT_FOUND,
+        "server not found",
+    );
+    let carol = fixture.carol_id.to_string();
+    let rule = |subject: &str, effect: &str, pattern: &str| {
+        format!(r#"{{"subject":{subject},"effect":"{effect}","pattern":"{pattern}"}}"#)
+    };
+    for (body, status, message) in [
+        (
+            rule(r#"{"role":"member"}"#, "allow", ""),
+            StatusCode::BAD_REQUEST,
+            "invalid pattern",
+        ),
+        (
+            rule(r#"{"role":"member"}"#, "allow", "files__{x}"),
+            StatusCode::BAD_REQUEST,
+            "invalid pattern",
+        ),
+        (
+            rule(r#"{"role":"root"}"#, "allow", "*"),
+            StatusCode::BAD_REQUEST,
+            "unknown variant `root`",
+        ),
+        (
+            rule(r#"{"role":"member"}"#, "maybe", "*"),
+            StatusCode::BAD_REQUEST,
+            "unknown variant `maybe`",
+        ),
+        (
+            rule(r#"{"member":"nobody"}"#, "allow", "*"),
+            StatusCode::NOT_FOUND,
+            "member not found",
+        ),
+        (
+            rule(r#"{"role":"member"}"#, "allow", "*"),
+            StatusCode::CONFLICT,
+            "already has the rule",
+        ),
+        (
+            rule(
+                &format!(r#"{{"member":"{carol}"}}"#),
+                "deny",
+                "files__delete*",
+            ),
+            StatusCode::CONFLICT,
+            "already has the rule",
+        ),
+    ] {
+        check(
+            call(app, Method::POST, "/api/v1/tool-rules", alice, Some(&body)).await,
+            status,
+            message,
+        );
+    }
+    check(
+        call(
+            app,
+            Method::DELETE,
+            "/api/v1/tool-rules/unknown",
+            alice,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "tool rule not found",
+    );
+
+    // Nothing was stored, nothing changed, nothing reported.
+    let servers = call(app, Method::GET, "/api/v1/servers", alice, None)
+        .await
+        .json();
+    assert_eq!(servers.as_array().unwrap().len(), 1);
+    assert_eq!(servers[0]["revision"], 1);
+    let rules = call(app, Method::GET, "/api/v1/tool-rules", alice, None)
+        .await
+        .json();
+    assert_eq!(rules.as_array().unwrap().len(), 4);
+    assert_eq!(fixture.changes.take(), []);
+}
+
+#[tokio::test]
+async fn servers_and_rules_round_trip_and_every_committed_change_is_reported() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let alice = Some(fixture.alice.as_str());
+    let org = fixture.org_a.clone();
+    let scope = fixture.store.operator_scope("acme").await.unwrap();
+
+    let created = call(
+        app,
+        Method::POST,
+        "/api/v1/servers",
+        alice,
+        Some(r#"{"name":"docs","transport":{"type":"streamable_http","url":"http://10.0.0.7:9000/mcp"},"internal":true,"enabled":false}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let docs = created.json();
+    let docs_id = docs["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        docs,
+        json!({
+            "id": docs_id,
+            "name": "docs",
+            "transport": {"type": "streamable_http", "url": "http://10.0.0.7:9000/mcp"},
+            "exposure": "prefixed",
+            "enabled": false,
+            "internal": true,
+            "created_at": docs["created_at"],
+            "updated_at": docs["updated_at"],
+            "revision": 1,
+        })
+    );
+    let files = call(
+        app,
+        Method::GET,
+        &format!("/api/v1/servers/{}", fixture.server_id),
+        alice,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(
+        files["transport"],
+        json!({"type": "stdio", "command": "npx", "args": ["-y", "server-files"], "working_dir": null})
+    );
+    let docs_path = format!("/api/v1/servers/{docs_id}");
+    let patched = call(
+        app,
+        Method::PATCH,
+        &docs_path,
+        alice,
+        Some(r#"{"transport":{"type":"stdio","command":"uvx","args":["docs"],"working_dir":"/srv"}}"#),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (
+            patched["revision"].clone(),
+            patched["transport"].clone(),
+            patched["internal"].clone()
+        ),
+        (
+            json!(2),
+            json!({"type": "stdio", "command": "uvx", "args": ["docs"], "working_dir": "/srv"}),
+            json!(true)
+        )
+    );
+    assert_eq!(
+        call(app, Method::DELETE, &docs_path, alice, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+
+    let carol = fixture.carol_id.to_string();
+    let rule = call(
+        app,
+        Method::POST,
+        "/api/v1/tool-rules",
+        alice,
+        Some(&format!(
+            r#"{{"subject":{{"member":"{carol}"}},"effect":"allow","pattern":"files__read"}}"#
+        )),
+    )
+    .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let rule = rule.json();
+    assert_eq!(
+        (
+            rule["subject"].clone(),
+            rule["effect"].clone(),
+            rule["pattern"].clone()
+        ),
+        (
+            json!({"member": carol}),
+            json!("allow"),
+            json!("files__read")
+        )
+    );
+    let listed = call(app, Method::GET, "/api/v1/tool-rules", alice, None)
+        .await
+        .json();
+    let role_subjects: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["pattern"] == "*")
+        .map(|r| (r["subject"].clone(), r["effect"].clone()))
+        .collect();
+    assert_eq!(role_subjects.len(), 3, "the seeded allow * rules: {listed}");
+    assert!(role_subjects.contains(&(json!({"role": "member"}), json!("allow"))));
+    let rule_id = rule["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            app,
+            Method::DELETE,
+            &format!("/api/v1/tool-rules/{rule_id}"),
+            alice,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+
+    // The member and token handlers report too.
+    let carol_path = format!("/api/v1/members/{carol}");
+    call(
+        app,
+        Method::PATCH,
+        &carol_path,
+        alice,
+        Some(r#"{"role":"viewer"}"#),
+    )
+    .await;
+    call(
+        app,
+        Method::DELETE,
+        &format!("/api/v1/tokens/{}", fixture.alice_token_id),
+        alice,
+        None,
+    )
+    .await;
+    let (_, dave) = member_with_token(&fixture, "dave@acme.example", Role::Member).await;
+    // Alice revoked her fixture token above; she continues with a fresh one.
+    let fresh = auth::pat::generate();
+    let alice_id = fixture.store.list_members(&fixture.scope_a).await.unwrap()[0]
+        .user_id
+        .clone();
+    fixture
+        .store
+        .create_token(&fixture.scope_a, &alice_id, "again", None, &fresh.digest)
+        .await
+        .unwrap();
+    let alice = Some(fresh.secret.expose_secret());
+    assert_eq!(
+        call(
+            app,
+            Method::DELETE,
+            &format!("/api/v1/members/{dave}"),
+            alice,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+
+    let docs_id = ServerId::from_untrusted(&docs_id);
+    assert_eq!(
+        fixture.changes.take(),
+        [
+            Change::Server {
+                scope: scope.clone(),
+                server: docs_id.clone()
+            },
+            Change::Server {
+                scope: scope.clone(),
+                server: docs_id.clone()
+            },
+            Change::Server {
+                scope: scope.clone(),
+                server: docs_id
+            },
+            Change::ToolRules {
+                scope: scope.clone()
+            },
+            Change::ToolRules {
+                scope: scope.clone()
+            },
+            Change::Member {
+                org: org.clone(),
+                user: fixture.carol_id.clone()
+            },
+            Change::TokenRevoked {
+                org: org.clone(),
+                token: TokenId::from_untrusted(&fixture.alice_token_id)
+            },
+            Change::Member { org, user: dave },
+        ]
+    );
 }

@@ -1,7 +1,12 @@
 //! `/api/v1` handlers and their JSON views: thin handlers, one store call each (S8, S15).
 //!
 //! Views are built by hand from store rows, so no field reaches JSON by accident. A token's
-//! secret appears in exactly one response: the one that creates it.
+//! secret appears in exactly one response: the one that creates it. Organization, members and
+//! tokens live here; [`servers`] and [`tool_rules`] in their own modules. Every committed change
+//! the data plane must act on is reported to [`AppState::changes`].
+
+pub mod servers;
+pub mod tool_rules;
 
 use auth::{ManageMembers, Permit, Role, authorize};
 use axum::Json;
@@ -15,6 +20,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller};
+use crate::changes::Change;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -24,7 +30,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub enum RoleName {
     /// Full control.
     Owner,
-    /// Manages members other than owners.
+    /// Manages members other than owners, and the servers and tool rules.
     Admin,
     /// Uses the organization's tools.
     Member,
@@ -262,6 +268,10 @@ pub async fn change_member_role(
             request.role.into(),
         )
         .await?;
+    state.changes.changed(Change::Member {
+        org: caller.scope.org_id().clone(),
+        user: member.user_id.clone(),
+    });
     Ok(Json(member.into()))
 }
 
@@ -280,10 +290,15 @@ pub async fn remove_member(
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageMembers>(caller.role)?;
+    let user = UserId::from_untrusted(&user_id);
     state
         .store
-        .remove_member(&caller.scope, &permit, &UserId::from_untrusted(&user_id))
+        .remove_member(&caller.scope, &permit, &user)
         .await?;
+    state.changes.changed(Change::Member {
+        org: caller.scope.org_id().clone(),
+        user,
+    });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -354,9 +369,13 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageMembers>(caller.role).ok();
     let owner = token_reach(&caller, permit.as_ref());
-    state
+    let token = state
         .store
         .revoke_token(&caller.scope, owner, &TokenId::from_untrusted(&token_id))
         .await?;
+    state.changes.changed(Change::TokenRevoked {
+        org: caller.scope.org_id().clone(),
+        token: token.id,
+    });
     Ok(StatusCode::NO_CONTENT)
 }
