@@ -662,7 +662,12 @@ async fn print_api(fixture: &Fixture) -> usize {
     let listener = listener.tap_io(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    let app = router(AppState::new(fixture.store.clone()), MAX_BODY);
+    let gateway = mcp::Gateway::new(
+        mcp::GatewayConfig::default(),
+        std::sync::Arc::new(mcp_hero::launch::SandboxRequired),
+    )
+    .expect("the MCP data plane starts");
+    let app = router(AppState::new(fixture.store.clone(), gateway), MAX_BODY);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

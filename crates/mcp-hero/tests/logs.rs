@@ -93,7 +93,12 @@ async fn s16_trace_level_gateway_logs_hold_no_token() {
         .await
         .unwrap();
     let token = token.secret.expose_secret().to_owned();
-    let app = router(AppState::new(store), 64 * 1024);
+    let gateway = mcp::Gateway::new(
+        mcp::GatewayConfig::default(),
+        std::sync::Arc::new(mcp_hero::launch::SandboxRequired),
+    )
+    .unwrap();
+    let app = router(AppState::new(store, gateway), 64 * 1024);
 
     let created = call(
         &app,

@@ -56,6 +56,7 @@ fn owner_for(caller: &Principal, org: &str) -> Result<SessionOwner, ApiError> {
     path = "/o/{org}/mcp",
     tag = "mcp",
     params(("org" = String, Path, description = "The organization's slug")),
+    request_body(content = Object, content_type = "application/json", description = "One JSON-RPC message"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The answer, as JSON or as an SSE stream"),

@@ -1,0 +1,474 @@
+//! The organization MCP endpoint end to end, over real HTTP with the fixture server as upstream:
+//! aggregation, per-tool access (S7), tenant isolation (S8), session lifecycle (S1 at the gateway
+//! level), transport rules and bad input from clients and from upstreams.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Gateway, alive, eventually};
+
+fn text_of(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"))
+        .to_owned()
+}
+
+fn whoami(answer: &Value) -> (String, u64) {
+    let text: Value = serde_json::from_str(&text_of(answer)).unwrap();
+    (
+        text["name"].as_str().unwrap().to_owned(),
+        text["pid"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn aggregates_servers_with_prefixes_and_routes_calls() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    gateway.add_fixture("beta", &[], false).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    let init = client.initialize(json!({})).await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-hero");
+    let names = client.tool_names().await;
+    assert!(names.contains(&"alpha__echo".to_owned()), "{names:?}");
+    assert!(names.contains(&"beta__echo".to_owned()), "{names:?}");
+    assert!(names.iter().all(|name| name.starts_with("alpha__") || name.starts_with("beta__")));
+    assert_eq!(whoami(&client.call("alpha__whoami", json!({})).await).0, "alpha");
+    assert_eq!(whoami(&client.call("beta__whoami", json!({})).await).0, "beta");
+    let echo = client.call("beta__echo", json!({"text": "héllo"})).await;
+    assert_eq!(text_of(&echo), "héllo");
+    // Prompts are prefixed the same way; resources keep their URIs.
+    let prompts = client.request("prompts/list", json!({})).await.answer;
+    assert!(prompts.to_string().contains("alpha__test_simple_prompt"));
+    let read = client
+        .request("resources/read", json!({"uri": "test://static-text"}))
+        .await
+        .answer;
+    assert!(read["result"]["contents"].is_array(), "{read}");
+}
+
+#[tokio::test]
+async fn a_lone_unprefixed_server_keeps_its_names() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("solo", &[], true).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    let names = client.tool_names().await;
+    assert!(names.contains(&"echo".to_owned()), "{names:?}");
+    assert_eq!(text_of(&client.call("echo", json!({"text": "x"})).await), "x");
+}
+
+/// S7: rules decide which tools each member lists and calls; deny wins; a forbidden tool is
+/// indistinguishable from one that does not exist.
+#[tokio::test]
+async fn s7_tool_rules_filter_lists_and_calls() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    gateway.add_fixture("beta", &[], false).await;
+    gateway
+        .add_rule(json!({"role": "member"}), "deny", "beta__*")
+        .await;
+    // A member-level allow does not beat the role's deny.
+    gateway
+        .add_rule(json!({"member": gateway.mallory.user_id.to_string()}), "allow", "beta__echo")
+        .await;
+    gateway
+        .add_rule(json!({"member": gateway.mallory.user_id.to_string()}), "deny", "alpha__whoami")
+        .await;
+    gateway
+        .add_rule(json!({"member": gateway.victor.user_id.to_string()}), "allow", "alpha__echo")
+        .await;
+
+    let mut mallory = gateway.client(&gateway.mallory, "acme");
+    mallory.initialize(json!({})).await;
+    let names = mallory.tool_names().await;
+    assert!(names.contains(&"alpha__echo".to_owned()));
+    assert!(!names.iter().any(|name| name.starts_with("beta__")), "{names:?}");
+    assert!(!names.contains(&"alpha__whoami".to_owned()));
+    let denied = mallory.call("beta__echo", json!({"text": "x"})).await;
+    let unknown = mallory.call("beta__no_such_tool", json!({})).await;
+    let missing_server = mallory.call("gamma__echo", json!({})).await;
+    assert_eq!(denied["error"]["code"], unknown["error"]["code"]);
+    assert_eq!(denied["error"]["message"], "Unknown tool: beta__echo");
+    assert_eq!(unknown["error"]["message"], "Unknown tool: beta__no_such_tool");
+    assert_eq!(missing_server["error"]["message"], "Unknown tool: gamma__echo");
+    let denied = mallory.call("alpha__whoami", json!({})).await;
+    assert_eq!(denied["error"]["message"], "Unknown tool: alpha__whoami");
+    // Resources of a server denied as a whole are hidden too.
+    let resources = mallory.request("resources/list", json!({})).await.answer;
+    assert_eq!(
+        resources["result"]["resources"].as_array().unwrap().len(),
+        gateway_resources_of_one_server(&gateway).await,
+    );
+
+    // The viewer role has no rule: only what a member rule grants.
+    let mut victor = gateway.client(&gateway.victor, "acme");
+    victor.initialize(json!({})).await;
+    assert_eq!(victor.tool_names().await, ["alpha__echo"]);
+
+    // The owner keeps everything.
+    let mut alice = gateway.client(&gateway.alice, "acme");
+    alice.initialize(json!({})).await;
+    assert!(alice.tool_names().await.contains(&"beta__whoami".to_owned()));
+
+    // Rules apply to live sessions: removing the role deny shows beta's tools to mallory.
+    let (_, rules) = gateway
+        .api(&gateway.alice, reqwest::Method::GET, "/api/v1/tool-rules", None)
+        .await;
+    let deny = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["pattern"] == "beta__*")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = gateway
+        .api(&gateway.alice, reqwest::Method::DELETE, &format!("/api/v1/tool-rules/{deny}"), None)
+        .await;
+    assert_eq!(status, 204);
+    eventually("mallory sees beta's tools", async || {
+        mallory.tool_names().await.contains(&"beta__echo".to_owned())
+    })
+    .await;
+}
+
+async fn gateway_resources_of_one_server(gateway: &Gateway) -> usize {
+    let mut alice = gateway.client(&gateway.alice, "acme");
+    alice.initialize(json!({})).await;
+    let all = alice.request("resources/list", json!({})).await.answer;
+    all["result"]["resources"].as_array().unwrap().len() / 2
+}
+
+/// S8: a token of another organization cannot open a session on this one, and sessions are
+/// bound to the token that opened them.
+#[tokio::test]
+async fn s8_sessions_stay_in_their_organization() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    let mut olga = gateway.client(&gateway.olga, "acme");
+    let response = olga
+        .post()
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let missing = gateway.client(&gateway.olga, "nonexistent");
+    let baseline = missing
+        .post()
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(baseline.status(), 404);
+    assert_eq!(response.text().await.unwrap(), baseline.text().await.unwrap());
+
+    // Alice's session id is useless with another token, even of the same organization.
+    let mut alice = gateway.client(&gateway.alice, "acme");
+    alice.initialize(json!({})).await;
+    olga.url = gateway.mcp_url("other");
+    olga.session = alice.session.clone();
+    assert_eq!(olga.request("tools/list", json!({})).await.status, 404);
+    let mut mallory = gateway.client(&gateway.mallory, "acme");
+    mallory.session = alice.session.clone();
+    assert_eq!(mallory.request("tools/list", json!({})).await.status, 404);
+    assert_eq!(alice.request("tools/list", json!({})).await.status, 200);
+}
+
+#[tokio::test]
+async fn transport_rules_are_enforced() {
+    let gateway = Gateway::start().await;
+    let url = gateway.mcp_url("acme");
+    let token = gateway.alice.token.clone();
+    let post = |body: &'static str| {
+        gateway
+            .http
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    // No token: 401 with a challenge.
+    let anonymous = gateway.http.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    // Malformed JSON, batches, non-messages.
+    let bad = post("{not json").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["error"]["code"], -32700);
+    let batch = post(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).send().await.unwrap();
+    assert_eq!(batch.status(), 400);
+    let batch: Value = batch.json().await.unwrap();
+    assert_eq!(batch["error"]["code"], -32600);
+    assert!(batch["error"]["message"].as_str().unwrap().contains("batch"));
+    let version = post(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).send().await.unwrap();
+    assert_eq!(version.status(), 400);
+    // Requests other than initialize need a session; unknown sessions are 404.
+    let no_session = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).send().await.unwrap();
+    assert_eq!(no_session.status(), 400);
+    let unknown = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .header("mcp-session-id", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // Accept and Content-Type.
+    let accept = gateway
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accept.status(), 406);
+    let content_type = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(content_type.status(), 415);
+    // Oversized messages (the default limit is 4 MiB).
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(5 * 1024 * 1024)
+    );
+    let oversized = gateway
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+    // DNS rebinding: a foreign Host or Origin is refused before authentication.
+    let rebinding = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebinding.status(), 403);
+    let origin = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(origin.status(), 403);
+
+    // A session: ping, version header checks, notifications are 202, DELETE ends it.
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    assert_eq!(client.request("ping", json!({})).await.answer["result"], json!({}));
+    assert_eq!(client.notify("notifications/roots/list_changed", json!({})).await, 202);
+    let wrong_version = client
+        .post()
+        .header("mcp-protocol-version", "1999-01-01")
+        .body(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_version.status(), 400);
+    let unknown_method = client.request("no/such/method", json!({})).await;
+    assert_eq!(unknown_method.answer["error"]["code"], -32601);
+    let again = client
+        .request("initialize", json!({"protocolVersion": "2025-11-25"}))
+        .await;
+    assert_eq!(again.status, 400);
+    assert_eq!(client.delete().await, 200);
+    assert_eq!(client.request("ping", json!({})).await.status, 404);
+}
+
+#[tokio::test]
+async fn versions_are_negotiated() {
+    let gateway = Gateway::start().await;
+    for (asked, agreed) in [
+        ("2025-03-26", "2025-03-26"),
+        ("2025-06-18", "2025-06-18"),
+        ("2025-11-25", "2025-11-25"),
+        ("2024-11-05", "2025-11-25"),
+    ] {
+        let mut client = gateway.client(&gateway.alice, "acme");
+        client.version = asked.into();
+        let init = client.initialize(json!({})).await;
+        assert_eq!(init["result"]["protocolVersion"], agreed, "{asked}");
+    }
+}
+
+/// S1 at the gateway level: a session's servers end with it, whatever ends it.
+#[tokio::test]
+async fn s1_servers_end_with_their_session() {
+    let mut config = mcp::GatewayConfig::default();
+    config.idle_timeout = Duration::from_secs(2);
+    let gateway = Gateway::start_with(config).await;
+    let alpha = gateway.add_fixture("alpha", &[], false).await;
+
+    // Explicit end.
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    let (_, pid) = whoami(&client.call("alpha__whoami", json!({})).await);
+    assert!(alive(pid));
+    assert_eq!(client.delete().await, 200);
+    assert!(!alive(pid), "DELETE waits until the server is gone");
+
+    // Two sessions never share a server process.
+    let mut one = gateway.client(&gateway.alice, "acme");
+    one.initialize(json!({})).await;
+    let mut two = gateway.client(&gateway.alice, "acme");
+    two.initialize(json!({})).await;
+    let (_, pid_one) = whoami(&one.call("alpha__whoami", json!({})).await);
+    let (_, pid_two) = whoami(&two.call("alpha__whoami", json!({})).await);
+    assert_ne!(pid_one, pid_two);
+
+    // Server changed: the session reconnects to a fresh process; server deleted: it is gone.
+    let (status, _) = gateway
+        .api(&gateway.alice, reqwest::Method::PATCH, &format!("/api/v1/servers/{alpha}"), Some(json!({"enabled": true, "exposure": "prefixed"})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = gateway
+        .api(&gateway.alice, reqwest::Method::DELETE, &format!("/api/v1/servers/{alpha}"), None)
+        .await;
+    assert_eq!(status, 204);
+    eventually("the deleted server's processes are gone", async || {
+        !alive(pid_one) && !alive(pid_two)
+    })
+    .await;
+    assert!(one.tool_names().await.is_empty());
+
+    // Token revocation ends the session.
+    gateway.add_fixture("beta", &[], false).await;
+    let mut mallory = gateway.client(&gateway.mallory, "acme");
+    mallory.initialize(json!({})).await;
+    let (_, pid) = whoami(&mallory.call("beta__whoami", json!({})).await);
+    let (status, _) = gateway
+        .api(&gateway.mallory, reqwest::Method::DELETE, &format!("/api/v1/tokens/{}", gateway.mallory.token_id), None)
+        .await;
+    assert_eq!(status, 204);
+    eventually("the revoked token's server is gone", async || !alive(pid)).await;
+
+    // Idle timeout.
+    let (_, pid) = whoami(&one.call("beta__whoami", json!({})).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually("the idle session's server is gone", async || !alive(pid)).await;
+    assert_eq!(one.request("ping", json!({})).await.status, 404);
+
+    // Shutdown.
+    let mut last = gateway.client(&gateway.alice, "acme");
+    last.initialize(json!({})).await;
+    let (_, pid) = whoami(&last.call("beta__whoami", json!({})).await);
+    gateway.gateway.shutdown().await;
+    assert!(!alive(pid));
+}
+
+/// A failing upstream degrades the session: its tools vanish, the client gets an error naming
+/// the server and the reason, and the gateway and the other servers go on.
+#[tokio::test]
+async fn misbehaving_upstreams_are_contained() {
+    let mut config = mcp::GatewayConfig::default();
+    config.call_timeout = Duration::from_secs(2);
+    config.upstream.max_message_bytes = 1024 * 1024;
+    let gateway = Gateway::start_with(config).await;
+    gateway.add_fixture("good", &[], false).await;
+    for name in ["garbage", "exits", "floods", "hangs"] {
+        gateway.add_fixture(name, &["--chaos"], false).await;
+    }
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    let before = client.tool_names().await;
+    assert!(before.contains(&"garbage__chaos_garbage".to_owned()));
+
+    let cases = [
+        ("garbage__chaos_garbage", json!({}), "not a JSON-RPC message"),
+        ("exits__chaos_exit", json!({}), "exited with status 3"),
+        ("floods__chaos_flood", json!({}), "byte limit"),
+        ("hangs__chaos_hang", json!({}), "did not answer within 2"),
+    ];
+    for (tool, arguments, reason) in cases {
+        let answer = client.call(tool, arguments).await;
+        let error = &answer["error"];
+        let server = tool.split("__").next().unwrap();
+        assert_eq!(error["data"]["server"], server, "{answer}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(server) && message.contains(reason), "{tool}: {message}");
+    }
+    // The dead upstreams' tools are gone; the good one and the hanging one remain.
+    let after = client.tool_names().await;
+    assert!(after.contains(&"good__echo".to_owned()));
+    assert!(!after.iter().any(|name| name.starts_with("garbage__") || name.starts_with("exits__") || name.starts_with("floods__")), "{after:?}");
+    assert_eq!(text_of(&client.call("good__echo", json!({"text": "still here"})).await), "still here");
+    let call_dead = client.call("exits__echo", json!({"text": "x"})).await;
+    assert!(call_dead["error"]["message"].as_str().unwrap().contains("exited with status 3"), "{call_dead}");
+
+    // The failure is visible through the API.
+    let (_, sessions) = gateway
+        .api(&gateway.alice, reqwest::Method::GET, "/api/v1/sessions", None)
+        .await;
+    let servers = &sessions[0]["servers"];
+    let exits = servers.as_array().unwrap().iter().find(|s| s["name"] == "exits").unwrap();
+    assert_eq!(exits["state"], "failed");
+    assert!(exits["reason"].as_str().unwrap().contains("exited with status 3"));
+}
+
+/// Progress and logging go to the stream of the call that caused them, with the client's own
+/// progress token; an upstream's sampling request reaches the client that declared sampling.
+#[tokio::test]
+async fn notifications_and_server_requests_are_routed_to_their_call() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    gateway.add_fixture("beta", &[], false).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({"sampling": {}})).await;
+    let progress = client
+        .request(
+            "tools/call",
+            json!({"name": "alpha__test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": "mine-7"}}),
+        )
+        .await;
+    assert!(progress.answer["result"].is_object(), "{:?}", progress);
+    let tokens: Vec<&Value> = progress
+        .before
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| &m["params"]["progressToken"])
+        .collect();
+    assert!(!tokens.is_empty());
+    assert!(tokens.iter().all(|token| **token == json!("mine-7")));
+
+    let logging = client
+        .request("tools/call", json!({"name": "beta__test_tool_with_logging", "arguments": {}}))
+        .await;
+    assert!(logging.before.iter().any(|m| m["method"] == "notifications/message"));
+
+    let sampled = client
+        .request_with(
+            "tools/call",
+            json!({"name": "alpha__test_sampling", "arguments": {"prompt": "hi"}}),
+            |request| {
+                assert_eq!(request["method"], "sampling/createMessage");
+                json!({"role": "assistant", "content": {"type": "text", "text": "sampled!"}, "model": "test"})
+            },
+        )
+        .await;
+    assert!(sampled.answer.to_string().contains("sampled!"), "{:?}", sampled);
+
+    // A client without the capability: the upstream gets an error, the call reports it.
+    let mut plain = gateway.client(&gateway.alice, "acme");
+    plain.initialize(json!({})).await;
+    let refused = plain
+        .call("alpha__test_sampling", json!({"prompt": "hi"}))
+        .await;
+    assert!(!refused.to_string().contains("sampled!"));
+}
