@@ -435,21 +435,38 @@ impl StoreConfig {
                 .map(str::to_owned)
                 .collect()
         };
-        if let Some(hosts) = env.allowed_hosts.as_deref().map(list).or_else(|| file.allowed_hosts.clone()) {
+        if let Some(hosts) = env
+            .allowed_hosts
+            .as_deref()
+            .map(list)
+            .or_else(|| file.allowed_hosts.clone())
+        {
             config.allowed_hosts.extend(hosts);
         }
-        if let Some(origins) = env.allowed_origins.as_deref().map(list).or_else(|| file.allowed_origins.clone()) {
+        if let Some(origins) = env
+            .allowed_origins
+            .as_deref()
+            .map(list)
+            .or_else(|| file.allowed_origins.clone())
+        {
             config.allowed_origins.extend(origins);
         }
-        let number = |key: &'static str, env_value: &Option<String>, var: &str, file_value: Option<u64>, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, ConfigError> {
+        let number = |key: &'static str,
+                      env_value: &Option<String>,
+                      var: &str,
+                      file_value: Option<u64>,
+                      range: std::ops::RangeInclusive<u64>|
+         -> Result<Option<u64>, ConfigError> {
             let (value, origin) = match (env_value, file_value) {
                 (Some(text), _) => (
-                    text.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
-                        key,
-                        value: text.clone(),
-                        origin: var.to_owned(),
-                        reason: "expected a whole number".to_owned(),
-                    })?,
+                    text.trim()
+                        .parse::<u64>()
+                        .map_err(|_| ConfigError::Invalid {
+                            key,
+                            value: text.clone(),
+                            origin: var.to_owned(),
+                            reason: "expected a whole number".to_owned(),
+                        })?,
                     var.to_owned(),
                 ),
                 (None, Some(value)) => (value, "the config file".to_owned()),

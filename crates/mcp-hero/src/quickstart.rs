@@ -129,7 +129,10 @@ fn print_welcome(
          \"headers\": {{\"Authorization\": \"Bearer <token>\"}}}}}}}}"
     )?;
     writeln!(out)?;
-    writeln!(out, "Register a remote MCP server for the organization (its tools appear as <name>__<tool>):")?;
+    writeln!(
+        out,
+        "Register a remote MCP server for the organization (its tools appear as <name>__<tool>):"
+    )?;
     writeln!(
         out,
         "  curl -H \"Authorization: Bearer $MCP_HERO_TOKEN\" -H 'Content-Type: application/json' {base}/api/v1/servers \\\n    \

@@ -48,7 +48,10 @@ pub async fn serve(
     }
     let gateway = mcp::Gateway::new(config.gateway.clone(), launcher)
         .context("cannot start the MCP data plane")?;
-    let app = router(AppState::new(store.clone(), gateway.clone()), config.max_body_bytes);
+    let app = router(
+        AppState::new(store.clone(), gateway.clone()),
+        config.max_body_bytes,
+    );
     // Ending the sessions first closes their SSE streams, so draining does not wait on them.
     let stop = {
         let gateway = gateway.clone();

@@ -259,6 +259,10 @@ async fn openapi_document_covers_every_route() {
         "GET /api/v1/tool-rules",
         "POST /api/v1/tool-rules",
         "DELETE /api/v1/tool-rules/{rule_id}",
+        "GET /api/v1/sessions",
+        "POST /o/{org}/mcp",
+        "GET /o/{org}/mcp",
+        "DELETE /o/{org}/mcp",
         "GET /healthz",
         "GET /metrics",
         "GET /readyz",
@@ -321,6 +325,16 @@ fn matrix_row(
             ("DELETE", "/api/v1/tool-rules/{rule_id}"),
             (fixture.rule_id.clone(), None),
         ),
+        // Organization A's MCP endpoint, aimed at with B's token: an unknown organization.
+        (
+            ("POST", "/o/{org}/mcp"),
+            (
+                "acme".to_owned(),
+                Some(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#),
+            ),
+        ),
+        (("GET", "/o/{org}/mcp"), ("acme".to_owned(), None)),
+        (("DELETE", "/o/{org}/mcp"), ("acme".to_owned(), None)),
     ]
     .into_iter()
     .collect();
@@ -373,7 +387,7 @@ async fn s8_cross_tenant_matrix() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 11);
 
     // B's lists never show A's people, ids, tokens, servers or rules.
     let a_markers = [
@@ -814,6 +828,7 @@ async fn s15_no_answer_contains_a_secret() {
                 "token_id" => fixture.alice_token_id.clone(),
                 "server_id" => fixture.server_id.clone(),
                 "rule_id" => fixture.rule_id.clone(),
+                "org" => "acme".to_owned(),
                 other => panic!("no id for {{{other}}}: add one here"),
             });
             for body in bodies {

@@ -38,9 +38,19 @@ async fn aggregates_servers_with_prefixes_and_routes_calls() {
     let names = client.tool_names().await;
     assert!(names.contains(&"alpha__echo".to_owned()), "{names:?}");
     assert!(names.contains(&"beta__echo".to_owned()), "{names:?}");
-    assert!(names.iter().all(|name| name.starts_with("alpha__") || name.starts_with("beta__")));
-    assert_eq!(whoami(&client.call("alpha__whoami", json!({})).await).0, "alpha");
-    assert_eq!(whoami(&client.call("beta__whoami", json!({})).await).0, "beta");
+    assert!(
+        names
+            .iter()
+            .all(|name| name.starts_with("alpha__") || name.starts_with("beta__"))
+    );
+    assert_eq!(
+        whoami(&client.call("alpha__whoami", json!({})).await).0,
+        "alpha"
+    );
+    assert_eq!(
+        whoami(&client.call("beta__whoami", json!({})).await).0,
+        "beta"
+    );
     let echo = client.call("beta__echo", json!({"text": "héllo"})).await;
     assert_eq!(text_of(&echo), "héllo");
     // Prompts are prefixed the same way; resources keep their URIs.
@@ -61,7 +71,10 @@ async fn a_lone_unprefixed_server_keeps_its_names() {
     client.initialize(json!({})).await;
     let names = client.tool_names().await;
     assert!(names.contains(&"echo".to_owned()), "{names:?}");
-    assert_eq!(text_of(&client.call("echo", json!({"text": "x"})).await), "x");
+    assert_eq!(
+        text_of(&client.call("echo", json!({"text": "x"})).await),
+        "x"
+    );
 }
 
 /// S7: rules decide which tools each member lists and calls; deny wins; a forbidden tool is
@@ -76,28 +89,49 @@ async fn s7_tool_rules_filter_lists_and_calls() {
         .await;
     // A member-level allow does not beat the role's deny.
     gateway
-        .add_rule(json!({"member": gateway.mallory.user_id.to_string()}), "allow", "beta__echo")
+        .add_rule(
+            json!({"member": gateway.mallory.user_id.to_string()}),
+            "allow",
+            "beta__echo",
+        )
         .await;
     gateway
-        .add_rule(json!({"member": gateway.mallory.user_id.to_string()}), "deny", "alpha__whoami")
+        .add_rule(
+            json!({"member": gateway.mallory.user_id.to_string()}),
+            "deny",
+            "alpha__whoami",
+        )
         .await;
     gateway
-        .add_rule(json!({"member": gateway.victor.user_id.to_string()}), "allow", "alpha__echo")
+        .add_rule(
+            json!({"member": gateway.victor.user_id.to_string()}),
+            "allow",
+            "alpha__echo",
+        )
         .await;
 
     let mut mallory = gateway.client(&gateway.mallory, "acme");
     mallory.initialize(json!({})).await;
     let names = mallory.tool_names().await;
     assert!(names.contains(&"alpha__echo".to_owned()));
-    assert!(!names.iter().any(|name| name.starts_with("beta__")), "{names:?}");
+    assert!(
+        !names.iter().any(|name| name.starts_with("beta__")),
+        "{names:?}"
+    );
     assert!(!names.contains(&"alpha__whoami".to_owned()));
     let denied = mallory.call("beta__echo", json!({"text": "x"})).await;
     let unknown = mallory.call("beta__no_such_tool", json!({})).await;
     let missing_server = mallory.call("gamma__echo", json!({})).await;
     assert_eq!(denied["error"]["code"], unknown["error"]["code"]);
     assert_eq!(denied["error"]["message"], "Unknown tool: beta__echo");
-    assert_eq!(unknown["error"]["message"], "Unknown tool: beta__no_such_tool");
-    assert_eq!(missing_server["error"]["message"], "Unknown tool: gamma__echo");
+    assert_eq!(
+        unknown["error"]["message"],
+        "Unknown tool: beta__no_such_tool"
+    );
+    assert_eq!(
+        missing_server["error"]["message"],
+        "Unknown tool: gamma__echo"
+    );
     let denied = mallory.call("alpha__whoami", json!({})).await;
     assert_eq!(denied["error"]["message"], "Unknown tool: alpha__whoami");
     // Resources of a server denied as a whole are hidden too.
@@ -115,11 +149,21 @@ async fn s7_tool_rules_filter_lists_and_calls() {
     // The owner keeps everything.
     let mut alice = gateway.client(&gateway.alice, "acme");
     alice.initialize(json!({})).await;
-    assert!(alice.tool_names().await.contains(&"beta__whoami".to_owned()));
+    assert!(
+        alice
+            .tool_names()
+            .await
+            .contains(&"beta__whoami".to_owned())
+    );
 
     // Rules apply to live sessions: removing the role deny shows beta's tools to mallory.
     let (_, rules) = gateway
-        .api(&gateway.alice, reqwest::Method::GET, "/api/v1/tool-rules", None)
+        .api(
+            &gateway.alice,
+            reqwest::Method::GET,
+            "/api/v1/tool-rules",
+            None,
+        )
         .await;
     let deny = rules
         .as_array()
@@ -131,11 +175,19 @@ async fn s7_tool_rules_filter_lists_and_calls() {
         .unwrap()
         .to_owned();
     let (status, _) = gateway
-        .api(&gateway.alice, reqwest::Method::DELETE, &format!("/api/v1/tool-rules/{deny}"), None)
+        .api(
+            &gateway.alice,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tool-rules/{deny}"),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     eventually("mallory sees beta's tools", async || {
-        mallory.tool_names().await.contains(&"beta__echo".to_owned())
+        mallory
+            .tool_names()
+            .await
+            .contains(&"beta__echo".to_owned())
     })
     .await;
 }
@@ -169,7 +221,10 @@ async fn s8_sessions_stay_in_their_organization() {
         .await
         .unwrap();
     assert_eq!(baseline.status(), 404);
-    assert_eq!(response.text().await.unwrap(), baseline.text().await.unwrap());
+    assert_eq!(
+        response.text().await.unwrap(),
+        baseline.text().await.unwrap()
+    );
 
     // Alice's session id is useless with another token, even of the same organization.
     let mut alice = gateway.client(&gateway.alice, "acme");
@@ -205,15 +260,29 @@ async fn transport_rules_are_enforced() {
     let bad = post("{not json").send().await.unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["error"]["code"], -32700);
-    let batch = post(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).send().await.unwrap();
+    let batch = post(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(batch.status(), 400);
     let batch: Value = batch.json().await.unwrap();
     assert_eq!(batch["error"]["code"], -32600);
-    assert!(batch["error"]["message"].as_str().unwrap().contains("batch"));
-    let version = post(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).send().await.unwrap();
+    assert!(
+        batch["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch")
+    );
+    let version = post(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(version.status(), 400);
     // Requests other than initialize need a session; unknown sessions are 404.
-    let no_session = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).send().await.unwrap();
+    let no_session = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_session.status(), 400);
     let unknown = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
         .header("mcp-session-id", "nope")
@@ -272,8 +341,16 @@ async fn transport_rules_are_enforced() {
     // A session: ping, version header checks, notifications are 202, DELETE ends it.
     let mut client = gateway.client(&gateway.alice, "acme");
     client.initialize(json!({})).await;
-    assert_eq!(client.request("ping", json!({})).await.answer["result"], json!({}));
-    assert_eq!(client.notify("notifications/roots/list_changed", json!({})).await, 202);
+    assert_eq!(
+        client.request("ping", json!({})).await.answer["result"],
+        json!({})
+    );
+    assert_eq!(
+        client
+            .notify("notifications/roots/list_changed", json!({}))
+            .await,
+        202
+    );
     let wrong_version = client
         .post()
         .header("mcp-protocol-version", "1999-01-01")
@@ -335,11 +412,21 @@ async fn s1_servers_end_with_their_session() {
 
     // Server changed: the session reconnects to a fresh process; server deleted: it is gone.
     let (status, _) = gateway
-        .api(&gateway.alice, reqwest::Method::PATCH, &format!("/api/v1/servers/{alpha}"), Some(json!({"enabled": true, "exposure": "prefixed"})))
+        .api(
+            &gateway.alice,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/servers/{alpha}"),
+            Some(json!({"enabled": true, "exposure": "prefixed"})),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, _) = gateway
-        .api(&gateway.alice, reqwest::Method::DELETE, &format!("/api/v1/servers/{alpha}"), None)
+        .api(
+            &gateway.alice,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/servers/{alpha}"),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     eventually("the deleted server's processes are gone", async || {
@@ -354,7 +441,12 @@ async fn s1_servers_end_with_their_session() {
     mallory.initialize(json!({})).await;
     let (_, pid) = whoami(&mallory.call("beta__whoami", json!({})).await);
     let (status, _) = gateway
-        .api(&gateway.mallory, reqwest::Method::DELETE, &format!("/api/v1/tokens/{}", gateway.mallory.token_id), None)
+        .api(
+            &gateway.mallory,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{}", gateway.mallory.token_id),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     eventually("the revoked token's server is gone", async || !alive(pid)).await;
@@ -391,7 +483,11 @@ async fn misbehaving_upstreams_are_contained() {
     assert!(before.contains(&"garbage__chaos_garbage".to_owned()));
 
     let cases = [
-        ("garbage__chaos_garbage", json!({}), "not a JSON-RPC message"),
+        (
+            "garbage__chaos_garbage",
+            json!({}),
+            "not a JSON-RPC message",
+        ),
         ("exits__chaos_exit", json!({}), "exited with status 3"),
         ("floods__chaos_flood", json!({}), "byte limit"),
         ("hangs__chaos_hang", json!({}), "did not answer within 2"),
@@ -402,24 +498,60 @@ async fn misbehaving_upstreams_are_contained() {
         let server = tool.split("__").next().unwrap();
         assert_eq!(error["data"]["server"], server, "{answer}");
         let message = error["message"].as_str().unwrap();
-        assert!(message.contains(server) && message.contains(reason), "{tool}: {message}");
+        assert!(
+            message.contains(server) && message.contains(reason),
+            "{tool}: {message}"
+        );
     }
     // The dead upstreams' tools are gone; the good one and the hanging one remain.
     let after = client.tool_names().await;
     assert!(after.contains(&"good__echo".to_owned()));
-    assert!(!after.iter().any(|name| name.starts_with("garbage__") || name.starts_with("exits__") || name.starts_with("floods__")), "{after:?}");
-    assert_eq!(text_of(&client.call("good__echo", json!({"text": "still here"})).await), "still here");
+    assert!(
+        !after.iter().any(|name| name.starts_with("garbage__")
+            || name.starts_with("exits__")
+            || name.starts_with("floods__")),
+        "{after:?}"
+    );
+    assert_eq!(
+        text_of(
+            &client
+                .call("good__echo", json!({"text": "still here"}))
+                .await
+        ),
+        "still here"
+    );
     let call_dead = client.call("exits__echo", json!({"text": "x"})).await;
-    assert!(call_dead["error"]["message"].as_str().unwrap().contains("exited with status 3"), "{call_dead}");
+    assert!(
+        call_dead["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 3"),
+        "{call_dead}"
+    );
 
     // The failure is visible through the API.
     let (_, sessions) = gateway
-        .api(&gateway.alice, reqwest::Method::GET, "/api/v1/sessions", None)
+        .api(
+            &gateway.alice,
+            reqwest::Method::GET,
+            "/api/v1/sessions",
+            None,
+        )
         .await;
     let servers = &sessions[0]["servers"];
-    let exits = servers.as_array().unwrap().iter().find(|s| s["name"] == "exits").unwrap();
+    let exits = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "exits")
+        .unwrap();
     assert_eq!(exits["state"], "failed");
-    assert!(exits["reason"].as_str().unwrap().contains("exited with status 3"));
+    assert!(
+        exits["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 3")
+    );
 }
 
 /// Progress and logging go to the stream of the call that caused them, with the client's own
@@ -448,9 +580,17 @@ async fn notifications_and_server_requests_are_routed_to_their_call() {
     assert!(tokens.iter().all(|token| **token == json!("mine-7")));
 
     let logging = client
-        .request("tools/call", json!({"name": "beta__test_tool_with_logging", "arguments": {}}))
+        .request(
+            "tools/call",
+            json!({"name": "beta__test_tool_with_logging", "arguments": {}}),
+        )
         .await;
-    assert!(logging.before.iter().any(|m| m["method"] == "notifications/message"));
+    assert!(
+        logging
+            .before
+            .iter()
+            .any(|m| m["method"] == "notifications/message")
+    );
 
     let sampled = client
         .request_with(
@@ -462,7 +602,11 @@ async fn notifications_and_server_requests_are_routed_to_their_call() {
             },
         )
         .await;
-    assert!(sampled.answer.to_string().contains("sampled!"), "{:?}", sampled);
+    assert!(
+        sampled.answer.to_string().contains("sampled!"),
+        "{:?}",
+        sampled
+    );
 
     // A client without the capability: the upstream gets an error, the call reports it.
     let mut plain = gateway.client(&gateway.alice, "acme");

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use auth::tool_access::MemberToolAccess;
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bytes::Bytes;
 use mcp::upstream::{Exposure, UpstreamSpec, UpstreamTransport};
 use mcp::{Gateway, PlanError, SessionOwner, SessionPlan};
@@ -85,7 +85,9 @@ pub async fn mcp_post(
     let store = state.store.clone();
     state
         .gateway
-        .post(owner, &headers, body, async move || plan(&store, &caller).await)
+        .post(owner, &headers, body, async move || {
+            plan(&store, &caller).await
+        })
         .await
 }
 
@@ -223,7 +225,10 @@ pub struct SessionServerView {
     security(("bearer" = [])),
     responses((status = 200, description = "Live sessions", body = [SessionView]))
 )]
-pub async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Json<Vec<SessionView>> {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Json<Vec<SessionView>> {
     let sees_all = auth::authorize::<auth::ManageServers>(caller.role).is_ok();
     let user = caller.user_id.to_string();
     let sessions = state
@@ -287,12 +292,18 @@ async fn apply(store: &Store, gateway: &Gateway, change: crate::changes::Change)
             "its token was revoked",
         ),
         Change::Server { scope, .. } => match store.list_servers(&scope).await {
-            Ok(servers) => gateway.set_org_servers(scope.org_id().as_str(), &upstream_specs(&servers)),
+            Ok(servers) => {
+                gateway.set_org_servers(scope.org_id().as_str(), &upstream_specs(&servers))
+            }
             Err(error) => tracing::error!(%error, "could not reload servers for live sessions"),
         },
         Change::ToolRules { scope } => match store.tool_rules(&scope).await {
             Ok(rules) => gateway.set_org_access(scope.org_id().as_str(), |owner| {
-                MemberToolAccess::for_member(&rules, owner.role, &store::UserId::from_untrusted(&owner.user))
+                MemberToolAccess::for_member(
+                    &rules,
+                    owner.role,
+                    &store::UserId::from_untrusted(&owner.user),
+                )
             }),
             Err(error) => tracing::error!(%error, "could not reload tool rules for live sessions"),
         },

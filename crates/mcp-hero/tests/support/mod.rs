@@ -143,7 +143,13 @@ impl Gateway {
     }
 
     /// Calls the JSON API as `who`.
-    pub async fn api(&self, who: &Member, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn api(
+        &self,
+        who: &Member,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("http://{}{path}", self.addr))
@@ -154,7 +160,10 @@ impl Gateway {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Registers a fixture stdio server named `name` and returns its id.
@@ -166,7 +175,14 @@ impl Gateway {
             "transport": {"type": "stdio", "command": fixture_binary().display().to_string(), "args": args},
             "exposure": if unprefixed { "unprefixed" } else { "prefixed" },
         });
-        let (status, answer) = self.api(&self.alice, reqwest::Method::POST, "/api/v1/servers", Some(body)).await;
+        let (status, answer) = self
+            .api(
+                &self.alice,
+                reqwest::Method::POST,
+                "/api/v1/servers",
+                Some(body),
+            )
+            .await;
         assert_eq!(status, 201, "{answer}");
         answer["id"].as_str().unwrap().to_owned()
     }
@@ -174,7 +190,14 @@ impl Gateway {
     /// Adds a tool rule.
     pub async fn add_rule(&self, subject: Value, effect: &str, pattern: &str) -> String {
         let body = json!({"subject": subject, "effect": effect, "pattern": pattern});
-        let (status, answer) = self.api(&self.alice, reqwest::Method::POST, "/api/v1/tool-rules", Some(body)).await;
+        let (status, answer) = self
+            .api(
+                &self.alice,
+                reqwest::Method::POST,
+                "/api/v1/tool-rules",
+                Some(body),
+            )
+            .await;
         assert_eq!(status, 201, "{answer}");
         answer["id"].as_str().unwrap().to_owned()
     }
@@ -230,15 +253,20 @@ impl Client {
     pub async fn initialize(&mut self, capabilities: Value) -> Value {
         let response = self
             .post()
-            .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                 "protocolVersion": self.version, "capabilities": capabilities,
-                "clientInfo": {"name": "test", "version": "1"}}}))
+                "clientInfo": {"name": "test", "version": "1"}}}),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
         self.session = Some(
-            response.headers()["mcp-session-id"].to_str().unwrap().to_owned(),
+            response.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
         );
         let answer: Value = response.json().await.unwrap();
         self.notify("notifications/initialized", json!({})).await;
@@ -278,7 +306,11 @@ impl Client {
             .is_some_and(|value| value.to_str().unwrap().starts_with("text/event-stream"));
         if !is_sse {
             let answer = response.json().await.unwrap_or(Value::Null);
-            return Reply { status, answer, before: Vec::new() };
+            return Reply {
+                status,
+                answer,
+                before: Vec::new(),
+            };
         }
         let mut before = Vec::new();
         let mut buffer = String::new();
@@ -299,7 +331,11 @@ impl Client {
                 }
                 let message: Value = serde_json::from_str(&data).unwrap();
                 if message.get("id") == Some(&json!(id)) && message.get("method").is_none() {
-                    return Reply { status, answer: message, before };
+                    return Reply {
+                        status,
+                        answer: message,
+                        before,
+                    };
                 }
                 if message.get("method").is_some() && message.get("id").is_some() {
                     let result = on_request(&message);
@@ -309,7 +345,11 @@ impl Client {
                 before.push(message);
             }
         }
-        Reply { status, answer: Value::Null, before }
+        Reply {
+            status,
+            answer: Value::Null,
+            before,
+        }
     }
 
     pub async fn request(&mut self, method: &str, params: Value) -> Reply {
