@@ -43,12 +43,9 @@ if [ -z "$url" ]; then
 fi
 echo "fixture listening on $url"
 
-log_dir="${CONFORMANCE_LOG_DIR:-$work/logs}"
+# Logs are kept under the (git-ignored) target directory for a look after a failure.
+log_dir="${CONFORMANCE_LOG_DIR:-$target_dir/conformance-fixture}"
 conformance_run_suites "$url" "$log_dir" active all
-if [ "$CONFORMANCE_FAILED" -gt 0 ] && [ -z "${CONFORMANCE_LOG_DIR:-}" ]; then
-    # The logs vanish with the temporary directory; show the failures' details first.
-    grep -h -A3 "Failed Checks\|^  - \|Error:" "$log_dir"/*.log >&2 || true
-fi
 
 echo "$CONFORMANCE_PASSED passed, $CONFORMANCE_FAILED failed"
 [ "$CONFORMANCE_FAILED" -eq 0 ]
