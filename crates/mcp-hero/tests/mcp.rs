@@ -302,8 +302,13 @@ async fn transport_rules_are_enforced() {
         .await
         .unwrap();
     assert_eq!(accept.status(), 406);
-    let content_type = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+    let content_type = gateway
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
         .header("content-type", "text/plain")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
         .send()
         .await
         .unwrap();
@@ -351,8 +356,13 @@ async fn transport_rules_are_enforced() {
             .await,
         202
     );
-    let wrong_version = client
-        .post()
+    let wrong_version = gateway
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", client.session.as_deref().unwrap())
         .header("mcp-protocol-version", "1999-01-01")
         .body(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#)
         .send()
@@ -433,7 +443,10 @@ async fn s1_servers_end_with_their_session() {
         !alive(pid_one) && !alive(pid_two)
     })
     .await;
-    assert!(one.tool_names().await.is_empty());
+    eventually("the deleted server's tools are gone", async || {
+        one.tool_names().await.is_empty()
+    })
+    .await;
 
     // Token revocation ends the session.
     gateway.add_fixture("beta", &[], false).await;

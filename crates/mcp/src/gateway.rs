@@ -30,6 +30,9 @@ use crate::session::{Session, SessionOwner, SessionPlan, SessionStatus};
 use crate::stream::{Event, EventStream, parse_event_id};
 use crate::upstream::{HttpClients, UpstreamLimits, UpstreamSpec};
 
+/// How long a client should wait before resuming a broken SSE stream (the `retry` field).
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
 /// The data plane's settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -394,9 +397,11 @@ impl Gateway {
         let stream = stream.clone();
         let mut head = Vec::new();
         if prime {
+            // The priming event: an id to resume from, and how long to wait before reconnecting.
             head.push(Bytes::from(format!(
-                "id: {}\ndata: \n\n",
-                stream.event_id(0)
+                "id: {}\nretry: {}\ndata: \n\n",
+                stream.event_id(0),
+                RECONNECT_AFTER.as_millis()
             )));
         }
         head.extend(replay.iter().map(|event| frame(&stream, event)));
@@ -472,15 +477,8 @@ impl Gateway {
                     ),
                 ));
             }
-            if version != session.version {
-                return Err(http_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "MCP-Protocol-Version {version:?} differs from the session's {:?}",
-                        session.version
-                    ),
-                ));
-            }
+            // A supported version other than the negotiated one is accepted: clients in the
+            // wild (and the conformance suite) send the oldest header on some requests.
         }
         Ok(session)
     }

@@ -27,14 +27,15 @@ pub fn fixture_binary() -> PathBuf {
             let exe = std::env::current_exe().unwrap();
             let dir = exe.parent().unwrap().parent().unwrap().to_owned();
             let binary = dir.join("mcp-fixture");
-            if !binary.exists() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = std::process::Command::new(cargo)
-                    .args(["build", "--quiet", "-p", "mcp-fixture"])
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "building mcp-fixture failed");
-            }
+            // `cargo test -p mcp-hero` does not build other packages' binaries: build it (a
+            // no-op when fresh) so a stale fixture never answers for the current source.
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "--locked", "-p", "mcp-fixture"])
+                .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success(), "building mcp-fixture failed");
             assert!(binary.exists(), "{} is missing", binary.display());
             binary
         })
