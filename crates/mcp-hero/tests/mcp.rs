@@ -629,3 +629,251 @@ async fn notifications_and_server_requests_are_routed_to_their_call() {
         .await;
     assert!(!refused.to_string().contains("sampled!"));
 }
+
+/// A remote upstream over Streamable HTTP: refused on loopback by the SSRF guard unless an admin
+/// marks it internal; then it aggregates like any server, sampling included.
+#[tokio::test]
+async fn remote_upstreams_are_ssrf_guarded_and_aggregated() {
+    let gateway = Gateway::start().await;
+    let mut fixture = tokio::process::Command::new(support::fixture_binary())
+        .args(["http", "--listen", "127.0.0.1:0", "--name", "remote"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(fixture.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+        .await
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+
+    let body = json!({"name": "remote", "transport": {"type": "streamable_http", "url": url}});
+    let (status, server) = gateway
+        .api(
+            &gateway.alice,
+            reqwest::Method::POST,
+            "/api/v1/servers",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 201, "{server}");
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({"sampling": {}})).await;
+    assert!(
+        client.tool_names().await.is_empty(),
+        "a loopback URL must be refused"
+    );
+    let (_, sessions) = gateway
+        .api(
+            &gateway.alice,
+            reqwest::Method::GET,
+            "/api/v1/sessions",
+            None,
+        )
+        .await;
+    let reason = sessions[0]["servers"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("loopback") && reason.contains("internal"),
+        "{reason}"
+    );
+
+    let id = server["id"].as_str().unwrap();
+    let (status, _) = gateway
+        .api(
+            &gateway.alice,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/servers/{id}"),
+            Some(json!({"internal": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("the internal server's tools appear", async || {
+        client
+            .tool_names()
+            .await
+            .contains(&"remote__echo".to_owned())
+    })
+    .await;
+    assert_eq!(
+        whoami(&client.call("remote__whoami", json!({})).await).0,
+        "remote"
+    );
+    let sampled = client
+        .request_with(
+            "tools/call",
+            json!({"name": "remote__test_sampling", "arguments": {"prompt": "hi"}}),
+            |_| json!({"role": "assistant", "content": {"type": "text", "text": "from afar"}, "model": "m"}),
+        )
+        .await;
+    assert!(
+        sampled.answer.to_string().contains("from afar"),
+        "{sampled:?}"
+    );
+}
+
+/// A client that lost a stream resumes it with Last-Event-ID and gets what it missed.
+#[tokio::test]
+async fn streams_resume_after_the_last_seen_event() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    let response = client
+        .post()
+        .json(&json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+            "params": {"name": "alpha__test_tool_with_logging", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut events = support::read_events(response);
+    // Read the priming event and the first log message, then drop the connection.
+    let (priming_id, priming) = events.recv().await.unwrap();
+    assert_eq!(priming, Value::Null);
+    let (first_id, first) = events.recv().await.unwrap();
+    assert_eq!(first["method"], "notifications/message");
+    drop(events);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut resumed = support::open_stream(&client, first_id.as_deref()).await;
+    let mut seen = Vec::new();
+    while let Ok(Some((id, message))) =
+        tokio::time::timeout(Duration::from_secs(5), resumed.recv()).await
+    {
+        seen.push(id.clone());
+        if message["id"] == 42 {
+            assert!(message["result"].is_object(), "{message}");
+            assert_ne!(id, first_id, "nothing already seen is replayed");
+            assert!(priming_id.is_some());
+            return;
+        }
+        assert_eq!(message["method"], "notifications/message");
+    }
+    panic!("the answer never came on the resumed stream; saw {seen:?}");
+}
+
+/// list_changed goes only to sessions whose own filtered view changed (S7).
+#[tokio::test]
+async fn list_changed_reaches_only_the_sessions_it_concerns() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    let mut alice = gateway.client(&gateway.alice, "acme");
+    alice.initialize(json!({})).await;
+    alice.tool_names().await;
+    let mut mallory = gateway.client(&gateway.mallory, "acme");
+    mallory.initialize(json!({})).await;
+    let before = mallory.tool_names().await;
+    let mut alice_events = support::open_stream(&alice, None).await;
+    let mut mallory_events = support::open_stream(&mallory, None).await;
+    gateway
+        .add_rule(json!({"role": "member"}), "deny", "alpha__echo")
+        .await;
+    let changed =
+        support::next_with_method(&mut mallory_events, "notifications/tools/list_changed").await;
+    assert!(changed.is_some(), "the member's view changed");
+    let after = mallory.tool_names().await;
+    assert_eq!(before.len(), after.len() + 1);
+    assert!(
+        support::next_with_method(&mut alice_events, "notifications/tools/list_changed")
+            .await
+            .is_none(),
+        "the owner's view did not change"
+    );
+}
+
+/// Subscriptions are forwarded; updates reach the subscriber's standalone stream.
+#[tokio::test]
+async fn resource_updates_reach_subscribers() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    let mut events = support::open_stream(&client, None).await;
+    let subscribed = client
+        .request(
+            "resources/subscribe",
+            json!({"uri": "test://watched-resource"}),
+        )
+        .await;
+    assert_eq!(subscribed.answer["result"], json!({}), "{:?}", subscribed);
+    let notified = client
+        .call(
+            "alpha__notify_resource_updated",
+            json!({"uri": "test://watched-resource"}),
+        )
+        .await;
+    assert_eq!(text_of(&notified), "notification sent");
+    let (_, update) = support::next_with_method(&mut events, "notifications/resources/updated")
+        .await
+        .expect("an update on the standalone stream");
+    assert_eq!(update["params"]["uri"], "test://watched-resource");
+}
+
+/// A cancelled call gets no answer, and the session goes on.
+#[tokio::test]
+async fn cancellation_is_forwarded() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("slow", &["--chaos"], false).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    client.tool_names().await;
+    let call = client
+        .post()
+        .json(
+            &json!({"jsonrpc": "2.0", "id": "c-1", "method": "tools/call",
+            "params": {"name": "slow__chaos_hang", "arguments": {}}}),
+        )
+        .send();
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client
+            .notify(
+                "notifications/cancelled",
+                json!({"requestId": "c-1", "reason": "changed my mind"}),
+            )
+            .await
+    };
+    let (response, status) = tokio::join!(call, cancel);
+    assert_eq!(status, 202);
+    let body = tokio::time::timeout(Duration::from_secs(5), response.unwrap().text())
+        .await
+        .expect("the cancelled call's stream ends")
+        .unwrap();
+    assert!(!body.contains("\"result\""), "{body}");
+    assert_eq!(
+        text_of(&client.call("slow__echo", json!({"text": "on"})).await),
+        "on"
+    );
+}
+
+/// Removing a member ends their sessions (and the servers in them).
+#[tokio::test]
+async fn removing_a_member_ends_their_sessions() {
+    let gateway = Gateway::start().await;
+    gateway.add_fixture("alpha", &[], false).await;
+    let mut mallory = gateway.client(&gateway.mallory, "acme");
+    mallory.initialize(json!({})).await;
+    let (_, pid) = whoami(&mallory.call("alpha__whoami", json!({})).await);
+    let (status, _) = gateway
+        .api(
+            &gateway.alice,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/members/{}", gateway.mallory.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    eventually("the removed member's server is gone", async || !alive(pid)).await;
+}

@@ -406,3 +406,72 @@ pub fn alive(pid: u64) -> bool {
         .map(|stat| !stat.contains(") Z "))
         .unwrap_or(false)
 }
+
+/// One SSE event: its id and its JSON message (`Value::Null` for the priming event).
+pub type SseEvent = (Option<String>, Value);
+
+/// Opens a GET stream (optionally resuming after `last_event_id`) and forwards its events.
+pub async fn open_stream(
+    client: &Client,
+    last_event_id: Option<&str>,
+) -> tokio::sync::mpsc::UnboundedReceiver<SseEvent> {
+    let mut request = client
+        .http
+        .get(&client.url)
+        .bearer_auth(&client.token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", client.session.as_deref().unwrap());
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    read_events(response)
+}
+
+/// Forwards the SSE events of `response` to a channel until the stream ends.
+pub fn read_events(response: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<SseEvent> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buffer = String::new();
+        let mut body = response.bytes_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if event.starts_with(':') {
+                    continue;
+                }
+                let id = event
+                    .lines()
+                    .find_map(|line| line.strip_prefix("id: "))
+                    .map(str::to_owned);
+                let data: String = event
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data: "))
+                    .collect();
+                let message = serde_json::from_str(&data).unwrap_or(Value::Null);
+                if sender.send((id, message)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    receiver
+}
+
+/// The next event whose message has `method`, within five seconds.
+pub async fn next_with_method(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
+    method: &str,
+) -> Option<SseEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .ok()??;
+        if event.1["method"] == method {
+            return Some(event);
+        }
+    }
+}
