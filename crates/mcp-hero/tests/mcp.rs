@@ -398,8 +398,10 @@ async fn versions_are_negotiated() {
 /// S1 at the gateway level: a session's servers end with it, whatever ends it.
 #[tokio::test]
 async fn s1_servers_end_with_their_session() {
-    let mut config = mcp::GatewayConfig::default();
-    config.idle_timeout = Duration::from_secs(2);
+    let config = mcp::GatewayConfig {
+        idle_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
     let gateway = Gateway::start_with(config).await;
     let alpha = gateway.add_fixture("alpha", &[], false).await;
 
@@ -482,8 +484,10 @@ async fn s1_servers_end_with_their_session() {
 /// the server and the reason, and the gateway and the other servers go on.
 #[tokio::test]
 async fn misbehaving_upstreams_are_contained() {
-    let mut config = mcp::GatewayConfig::default();
-    config.call_timeout = Duration::from_secs(2);
+    let mut config = mcp::GatewayConfig {
+        call_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
     config.upstream.max_message_bytes = 1024 * 1024;
     let gateway = Gateway::start_with(config).await;
     gateway.add_fixture("good", &[], false).await;

@@ -29,6 +29,7 @@ pub fn fixture_binary() -> PathBuf {
             let binary = dir.join("mcp-fixture");
             // `cargo test -p mcp-hero` does not build other packages' binaries: build it (a
             // no-op when fresh) so a stale fixture never answers for the current source.
+            #[allow(clippy::disallowed_methods)] // Cargo's own path, set for tests; no secret.
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
                 .args(["build", "--quiet", "--locked", "-p", "mcp-fixture"])
