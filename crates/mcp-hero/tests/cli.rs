@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -561,6 +563,10 @@ async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
         .await
         .unwrap();
     assert_eq!(org["slug"], "demo");
+    assert!(
+        welcome.contains(&format!("http://{}/o/demo/mcp", running.address)),
+        "the welcome says where MCP clients connect:\n{welcome}"
+    );
     drop(running);
 
     // The root secret is not kept on disk: not in the data dir, in any file.
@@ -590,4 +596,132 @@ async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
         .await
         .unwrap();
     assert_eq!(members.status(), 200);
+}
+
+/// Without `--insecure-no-sandbox` a stdio server is refused with a reason the API shows; with
+/// it, the gateway warns at start and at every server start, and the server runs.
+#[tokio::test]
+async fn stdio_servers_need_a_sandbox_or_the_explicit_insecure_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
+    let created = run(
+        &env,
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "org",
+            "create",
+            "--slug",
+            "acme",
+            "--owner",
+            "a@acme.example",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let issued = run(
+        &env,
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "token",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "a@acme.example",
+            "--name",
+            "t",
+        ],
+    );
+    let token = stdout(&issued).lines().next().unwrap().to_owned();
+
+    let list_tools = async |address: &str| -> (serde_json::Value, serde_json::Value) {
+        let url = format!("http://{address}/o/acme/mcp");
+        let init = client()
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+            .send()
+            .await
+            .unwrap();
+        let session = init.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let tools: serde_json::Value = client()
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", session)
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sessions: serde_json::Value = client()
+            .get(format!("http://{address}/api/v1/sessions"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (tools, sessions)
+    };
+
+    let sandboxed = start(mcp_hero(
+        &env,
+        &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
+    ));
+    let fixture = support::fixture_binary().display().to_string();
+    let registered = client()
+        .post(format!("http://{}/api/v1/servers", sandboxed.address))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "fixture", "transport": {"type": "stdio", "command": fixture, "args": ["stdio"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let (tools, sessions) = list_tools(&sandboxed.address).await;
+    assert_eq!(tools["result"]["tools"], serde_json::json!([]), "{tools}");
+    let reason = sessions[0]["servers"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("needs the sandbox runtime") && reason.contains("--insecure-no-sandbox"),
+        "{reason}"
+    );
+    assert!(
+        !sandboxed.log.contains("--insecure-no-sandbox"),
+        "{}",
+        sandboxed.log
+    );
+    drop(sandboxed);
+
+    let insecure = start_until(
+        mcp_hero(
+            &env,
+            &[
+                "serve",
+                "--data-dir",
+                data,
+                "--listen",
+                "127.0.0.1:0",
+                "--insecure-no-sandbox",
+            ],
+        ),
+        "listening on ",
+    );
+    assert!(
+        insecure.log.contains("WARN") && insecure.log.contains("--insecure-no-sandbox"),
+        "{}",
+        insecure.log
+    );
+    let (tools, _) = list_tools(&insecure.address).await;
+    assert!(tools.to_string().contains("fixture__echo"), "{tools}");
 }

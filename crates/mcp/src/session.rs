@@ -209,6 +209,9 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// Requests one session may have waiting on upstreams at once (a bound on its memory).
+const MAX_IN_FLIGHT: usize = 256;
+
 /// Completed request streams kept for late resumption.
 const KEPT_STREAMS: usize = 16;
 
@@ -887,6 +890,15 @@ impl Session {
             && let Some(token) = meta.get_mut("progressToken")
         {
             client_progress_token = Some(std::mem::replace(token, Value::from(seq)));
+        }
+        if lock(&self.inflight).len() >= MAX_IN_FLIGHT {
+            let error = RpcError::new(
+                INTERNAL_ERROR,
+                format!(
+                    "the session already has {MAX_IN_FLIGHT} requests in flight; wait for some to finish"
+                ),
+            );
+            return Some(Message::error(client_id, &error));
         }
         let params = request.take_params();
         let pending = match connection.start(&method, params).await {
