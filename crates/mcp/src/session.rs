@@ -736,10 +736,9 @@ impl Session {
             }
         }
         for (slot, connection) in &eligible {
-            let listed = connection
-                .catalog(ListKind::Resources, timeout)
-                .await
-                .ok()?;
+            let Ok(listed) = connection.catalog(ListKind::Resources, timeout).await else {
+                continue;
+            };
             if listed
                 .iter()
                 .any(|item| item.get("uri").and_then(Value::as_str) == Some(uri))
@@ -748,10 +747,12 @@ impl Session {
             }
         }
         for (slot, connection) in &eligible {
-            let templates = connection
+            let Ok(templates) = connection
                 .catalog(ListKind::ResourceTemplates, timeout)
                 .await
-                .ok()?;
+            else {
+                continue;
+            };
             if templates.iter().any(|item| {
                 item.get("uriTemplate")
                     .and_then(Value::as_str)
