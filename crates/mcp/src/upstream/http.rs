@@ -245,7 +245,13 @@ impl HttpLink {
         let response = request
             .send()
             .await
-            .map_err(|error| format!("could not be reached: {}", error_chain(&error)))?;
+            // The URL is left out of reasons: its query may hold a credential (S16).
+            .map_err(|error| {
+                format!(
+                    "could not be reached: {}",
+                    error_chain(&error.without_url())
+                )
+            })?;
         if let Some(session) = response.headers().get("mcp-session-id") {
             let mut current = lock(&self.session_id);
             if current.is_none() {
@@ -292,7 +298,9 @@ impl HttpLink {
         let mut body = Vec::new();
         let mut chunks = response.bytes_stream();
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|error| format!("answer broke off: {error}"))?;
+            let chunk = chunk.map_err(|error| {
+                format!("answer broke off: {}", error_chain(&error.without_url()))
+            })?;
             if body.len() + chunk.len() > self.max_message_bytes {
                 self.shared.close(format!(
                     "sent a message over the {}-byte limit",
