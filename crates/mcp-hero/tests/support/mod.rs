@@ -29,8 +29,7 @@ pub fn fixture_binary() -> PathBuf {
             let binary = dir.join("mcp-fixture");
             // `cargo test -p mcp-hero` does not build other packages' binaries: build it (a
             // no-op when fresh) so a stale fixture never answers for the current source.
-            #[allow(clippy::disallowed_methods)] // Cargo's own path, set for tests; no secret.
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let cargo = setting("CARGO").unwrap_or_else(|| "cargo".into());
             let status = std::process::Command::new(cargo)
                 .args(["build", "--quiet", "--locked", "-p", "mcp-fixture"])
                 .env("CARGO_TARGET_DIR", dir.parent().unwrap())
@@ -41,6 +40,27 @@ pub fn fixture_binary() -> PathBuf {
             binary
         })
         .clone()
+}
+
+/// Reads a test setting; the one place the harness looks at the environment.
+#[allow(clippy::disallowed_methods)] // Test configuration (tool paths, CI), never a secret.
+pub fn setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// An external tool exported by `scripts/tools.sh` (for example `MCP_HERO_NODE`). When it is
+/// absent, a test returns early on a developer machine and fails under `CI=true`.
+#[allow(clippy::print_stderr)] // Says why a test did nothing.
+pub fn external_tool(name: &str) -> Option<String> {
+    if let Some(value) = setting(name) {
+        return Some(value);
+    }
+    assert!(
+        setting("CI").as_deref() != Some("true"),
+        "CI=true but {name} is not set: `source scripts/tools.sh` first (scripts/test does)"
+    );
+    eprintln!("skipped: {name} is not set (run scripts/tools.sh)");
+    None
 }
 
 /// A member of the test organization and their token.
@@ -170,11 +190,24 @@ impl Gateway {
 
     /// Registers a fixture stdio server named `name` and returns its id.
     pub async fn add_fixture(&self, name: &str, extra_args: &[&str], unprefixed: bool) -> String {
-        let mut args = vec!["stdio".to_owned(), "--name".to_owned(), name.to_owned()];
-        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        let mut args = vec!["stdio", "--name", name];
+        args.extend_from_slice(extra_args);
+        let command = fixture_binary().display().to_string();
+        self.add_stdio_server(name, &command, &args, unprefixed)
+            .await
+    }
+
+    /// Registers a stdio server `name` running `command args` and returns its id.
+    pub async fn add_stdio_server(
+        &self,
+        name: &str,
+        command: &str,
+        args: &[&str],
+        unprefixed: bool,
+    ) -> String {
         let body = json!({
             "name": name,
-            "transport": {"type": "stdio", "command": fixture_binary().display().to_string(), "args": args},
+            "transport": {"type": "stdio", "command": command, "args": args},
             "exposure": if unprefixed { "unprefixed" } else { "prefixed" },
         });
         let (status, answer) = self
