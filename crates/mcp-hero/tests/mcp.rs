@@ -881,3 +881,47 @@ async fn removing_a_member_ends_their_sessions() {
     assert_eq!(status, 204);
     eventually("the removed member's server is gone", async || !alive(pid)).await;
 }
+
+/// The aggregated list is paged by the gateway with opaque cursors; a bad cursor is refused.
+#[tokio::test]
+async fn aggregated_lists_are_paginated() {
+    let gateway = Gateway::start_with(mcp::GatewayConfig {
+        list_page_size: 3,
+        ..Default::default()
+    })
+    .await;
+    gateway.add_fixture("alpha", &[], false).await;
+    gateway.add_fixture("beta", &[], false).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(json!({})).await;
+    let mut names = Vec::new();
+    let mut cursor: Option<Value> = None;
+    let mut pages = 0;
+    loop {
+        let params = cursor.map_or_else(|| json!({}), |cursor| json!({"cursor": cursor}));
+        let page = client.request("tools/list", params).await.answer;
+        let tools = page["result"]["tools"].as_array().unwrap();
+        assert!(tools.len() <= 3);
+        names.extend(
+            tools
+                .iter()
+                .map(|tool| tool["name"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        match page["result"].get("nextCursor") {
+            Some(next) => cursor = Some(next.clone()),
+            None => break,
+        }
+    }
+    assert!(pages > 2);
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "no tool twice");
+    assert!(names.contains(&"alpha__echo".to_owned()) && names.contains(&"beta__echo".to_owned()));
+    let bad = client
+        .request("tools/list", json!({"cursor": "nope"}))
+        .await
+        .answer;
+    assert_eq!(bad["error"]["code"], -32602);
+}
