@@ -27,19 +27,48 @@ pub fn fixture_binary() -> PathBuf {
             let exe = std::env::current_exe().unwrap();
             let dir = exe.parent().unwrap().parent().unwrap().to_owned();
             let binary = dir.join("mcp-fixture");
-            // `cargo test -p mcp-hero` does not build other packages' binaries: build it (a
-            // no-op when fresh) so a stale fixture never answers for the current source.
-            let cargo = setting("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "--locked", "-p", "mcp-fixture"])
-                .env("CARGO_TARGET_DIR", dir.parent().unwrap())
-                .status()
-                .unwrap();
-            assert!(status.success(), "building mcp-fixture failed");
+            // `cargo test --workspace` builds the fixture (it has tests of its own), but
+            // `cargo test -p mcp-hero` does not: build it when it is missing or older than its
+            // source, so a stale fixture never answers for the current code. (Building it on
+            // every run would resolve features for that package alone and rebuild half the
+            // dependency tree.)
+            if fixture_is_stale(&binary) {
+                let cargo = setting("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = std::process::Command::new(cargo)
+                    .args(["build", "--quiet", "--locked", "-p", "mcp-fixture"])
+                    .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "building mcp-fixture failed");
+            }
             assert!(binary.exists(), "{} is missing", binary.display());
             binary
         })
         .clone()
+}
+
+/// Whether the fixture binary is missing or older than a file of its crate.
+fn fixture_is_stale(binary: &std::path::Path) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|meta| meta.modified()) else {
+        return true;
+    };
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixture");
+    let mut pending = vec![crate_dir];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            pending.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .map(|entry| entry.unwrap().path()),
+            );
+        } else if meta.modified().is_ok_and(|modified| modified > built) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Reads a test setting; the one place the harness looks at the environment.
