@@ -363,23 +363,39 @@ impl Gateway {
 
     /// Answers a request: as JSON when the answer comes first, as SSE when anything (progress,
     /// logging, a sampling request) comes before it.
+    ///
+    /// The work runs in this task until its first event (no spawn on the common path); if the
+    /// answer turns into a stream, or the client goes away, the rest of the work moves to a task
+    /// of its own, so a disconnect is never taken as a cancellation and the stream can resume.
     async fn answer(&self, session: Arc<Session>, request: Message) -> Response {
         let stream = session.open_request_stream();
         let (_, mut live) = stream.attach(None);
         let worker_session = session.clone();
         let worker_stream = stream.clone();
-        tokio::spawn(async move {
+        let mut worker = Detached(Some(Box::pin(async move {
             match worker_session.answer(request, &worker_stream).await {
                 Some(answer) => worker_stream.push(&answer, true),
                 None => worker_stream.finish(),
             }
-        });
-        match live.recv().await {
+        })));
+        let first = match worker.0.as_mut() {
+            Some(work) => tokio::select! {
+                biased;
+                event = live.recv() => event,
+                () = work => {
+                    worker.0 = None;
+                    live.recv().await
+                }
+            },
+            None => None,
+        };
+        match first {
             Some(first) if first.last => {
                 session.drop_stream(stream.index());
                 json_response(StatusCode::OK, first.json.to_string(), None)
             }
             first => {
+                worker.detach();
                 let prime = protocol::sends_priming_event(session.version);
                 self.sse(&session, &stream, prime, first.into_iter().collect(), live)
             }
@@ -594,6 +610,23 @@ impl Gateway {
         self.sessions
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Work that must run to completion: dropped unfinished, it moves to a task of its own.
+struct Detached(Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>);
+
+impl Detached {
+    fn detach(&mut self) {
+        if let Some(work) = self.0.take() {
+            tokio::spawn(work);
+        }
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 

@@ -93,6 +93,9 @@ struct Slot {
 impl Slot {
     /// The connection, waiting while it starts.
     async fn ready(&self, timeout: Duration) -> Result<Arc<Connection>, Arc<str>> {
+        if let Some(connection) = self.connection() {
+            return Ok(connection);
+        }
         let mut state = self.state.subscribe();
         let settled = tokio::time::timeout(
             timeout,
