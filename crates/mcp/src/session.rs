@@ -481,28 +481,18 @@ impl Session {
     ) -> Option<Message> {
         let id = request.id().cloned().unwrap_or(Value::Null);
         let method = request.method().unwrap_or_default().to_owned();
+        if let Some(kind) = ListKind::from_list_method(&method) {
+            return Some(match self.list(kind, &request).await {
+                Ok(result) => Message::result(id, result),
+                Err(error) => Message::error(id, &error),
+            });
+        }
         let outcome = match method.as_str() {
             "ping" => Ok(Some(Message::result(id.clone(), json!({})))),
             "initialize" => Err(RpcError::new(
                 INVALID_REQUEST,
                 "the session is already initialized; start a new session without Mcp-Session-Id",
             )),
-            "tools/list" => self
-                .list(ListKind::Tools, &request)
-                .await
-                .map(|result| Some(Message::result(id.clone(), result))),
-            "prompts/list" => self
-                .list(ListKind::Prompts, &request)
-                .await
-                .map(|result| Some(Message::result(id.clone(), result))),
-            "resources/list" => self
-                .list(ListKind::Resources, &request)
-                .await
-                .map(|result| Some(Message::result(id.clone(), result))),
-            "resources/templates/list" => self
-                .list(ListKind::ResourceTemplates, &request)
-                .await
-                .map(|result| Some(Message::result(id.clone(), result))),
             "tools/call" => self.call_named(ListKind::Tools, request, stream).await,
             "prompts/get" => self.call_named(ListKind::Prompts, request, stream).await,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {

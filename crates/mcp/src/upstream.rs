@@ -112,6 +112,13 @@ impl ListKind {
         }
     }
 
+    /// The list a `*/list` method asks for.
+    pub fn from_list_method(method: &str) -> Option<Self> {
+        ListKind::ALL
+            .into_iter()
+            .find(|kind| kind.method() == method)
+    }
+
     /// The notification an upstream sends when the list changed.
     pub fn from_changed_notification(method: &str) -> Option<Self> {
         match method {
