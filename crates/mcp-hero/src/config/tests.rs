@@ -171,3 +171,77 @@ fn data_dir_that_is_a_file_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn mcp_settings_come_from_env_and_file_and_bad_values_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(
+        b"[mcp]\nallowed_hosts = [\"mcp.example.com\"]\nsession_idle_timeout_secs = 60\nmax_message_bytes = 2048\nmax_sessions_per_member = 3\n",
+    )
+    .unwrap();
+    let flags = StoreFlags {
+        data_dir: Some(dir.path().to_owned()),
+        config: Some(file.path().to_owned()),
+    };
+    let serve = |pairs: &[(&str, &str)], listen: &str| {
+        let environment = env(pairs);
+        let store_config = StoreConfig::resolve(&environment, &flags).unwrap();
+        let serve_flags = ServeFlags {
+            listen: Some(listen.to_owned()),
+            ..ServeFlags::default()
+        };
+        store_config.serve_config(&environment, &serve_flags)
+    };
+
+    let from_file = serve(&[], "10.0.0.5:8080").unwrap().gateway;
+    assert!(
+        from_file
+            .allowed_hosts
+            .contains(&"mcp.example.com".to_owned())
+    );
+    assert!(from_file.allowed_hosts.contains(&"localhost".to_owned()));
+    assert!(
+        from_file.allowed_hosts.contains(&"10.0.0.5".to_owned()),
+        "the listen IP is allowed"
+    );
+    assert_eq!(from_file.idle_timeout.as_secs(), 60);
+    assert_eq!(from_file.upstream.max_message_bytes, 2048);
+    assert_eq!(from_file.max_sessions_per_member, 3);
+
+    let from_env = serve(
+        &[
+            ("MCP_HERO_ALLOWED_HOSTS", "a.example, b.example"),
+            ("MCP_HERO_SESSION_IDLE_TIMEOUT", "5"),
+            ("MCP_HERO_CALL_TIMEOUT", "7"),
+        ],
+        "127.0.0.1:8080",
+    )
+    .unwrap()
+    .gateway;
+    assert!(from_env.allowed_hosts.contains(&"b.example".to_owned()));
+    assert!(
+        !from_env
+            .allowed_hosts
+            .contains(&"mcp.example.com".to_owned()),
+        "env beats file"
+    );
+    assert_eq!(from_env.idle_timeout.as_secs(), 5);
+    assert_eq!(from_env.call_timeout.as_secs(), 7);
+
+    let not_a_number = serve(&[("MCP_HERO_CALL_TIMEOUT", "soon")], "127.0.0.1:8080")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        not_a_number
+            .starts_with("invalid mcp.call_timeout_secs \"soon\" (from MCP_HERO_CALL_TIMEOUT)"),
+        "{not_a_number}"
+    );
+    let too_small = serve(&[("MCP_HERO_MAX_MESSAGE_BYTES", "10")], "127.0.0.1:8080")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        too_small.contains("mcp.max_message_bytes") && too_small.contains("between 1024"),
+        "{too_small}"
+    );
+}
