@@ -130,7 +130,51 @@ async fn s16_trace_level_gateway_logs_hold_no_token() {
     )
     .await;
 
+    // The MCP endpoint: a session is opened and used; neither the token nor the session id
+    // (which, with the token, reaches the member's tools) may be logged.
+    let mcp_request = |body: &'static str, session: Option<&str>| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/o/acme/mcp")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.body(Body::from(body)).unwrap()
+    };
+    let opened = app
+        .clone()
+        .oneshot(mcp_request(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+            None,
+        ))
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let listed = app
+        .clone()
+        .oneshot(mcp_request(
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            Some(&session),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("session started"),
+        "the capture saw no MCP session:\n{text}"
+    );
+    assert!(
+        !text.contains(session.as_str()),
+        "an MCP session id reached the gateway log:\n{text}"
+    );
     assert!(
         text.contains("started processing request"),
         "the capture saw no request events:\n{text}"
