@@ -40,11 +40,3 @@ pub trait ChangeSink: Send + Sync + 'static {
     /// Called after the change was committed to the store.
     fn changed(&self, change: Change);
 }
-
-/// A sink for a gateway without a data plane (tests of the API alone).
-#[derive(Debug, Default)]
-pub struct IgnoreChanges;
-
-impl ChangeSink for IgnoreChanges {
-    fn changed(&self, _change: Change) {}
-}

@@ -46,6 +46,10 @@ pub async fn serve(
              user, files and network; never use this with servers you do not fully trust"
         );
     }
+    tracing::info!(
+        launcher = launcher.kind(),
+        "stdio MCP servers run through this launcher"
+    );
     let gateway = mcp::Gateway::new(config.gateway.clone(), launcher)
         .context("cannot start the MCP data plane")?;
     let app = router(

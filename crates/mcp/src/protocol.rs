@@ -6,9 +6,6 @@ pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-
 /// The version offered when a client asks for one the gateway does not know.
 pub const LATEST_VERSION: &str = SUPPORTED_VERSIONS[0];
 
-/// The version assumed for requests without an `MCP-Protocol-Version` header (as the spec says).
-pub const DEFAULT_HEADER_VERSION: &str = "2025-03-26";
-
 /// The version for a session: the client's if the gateway speaks it, else the newest.
 pub fn negotiate(requested: Option<&str>) -> &'static str {
     requested

@@ -359,11 +359,6 @@ impl Connection {
         Ok(Arc::new(connection))
     }
 
-    /// The upstream's `initialize` result: capabilities, server info, instructions.
-    pub fn initialize_result(&self) -> &Object {
-        &self.initialize
-    }
-
     /// Whether the upstream declared capability `name` (`tools`, `logging`, ...).
     pub fn has_capability(&self, name: &str) -> bool {
         self.initialize
