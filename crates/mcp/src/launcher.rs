@@ -207,3 +207,37 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
         (None, None) => "exited".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    /// S12/S16: an unsandboxed server inherits none of the gateway's environment (the root
+    /// secret and database URL live there), only PATH, HOME and LANG.
+    #[tokio::test]
+    async fn plain_processes_get_a_clean_environment() {
+        let launcher = PlainProcessLauncher::new(Some("/usr/bin:/bin".into()));
+        let command = StdioCommand {
+            command: "env".into(),
+            args: Vec::new(),
+            working_dir: None,
+        };
+        let label = LaunchLabel {
+            org: "o".into(),
+            server: "s".into(),
+            session: "t".into(),
+        };
+        let mut launched = launcher.launch(&command, &label).await.unwrap();
+        let mut output = String::new();
+        launched.stdout.read_to_string(&mut output).await.unwrap();
+        let mut names: Vec<&str> = output
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["HOME", "LANG", "PATH"], "{output}");
+        assert!(launched.handle.wait().await.contains("status 0"));
+    }
+}
