@@ -71,8 +71,10 @@ pids+=($!)
 wait_for_line "$work/gateway.log" "listening on" "${pids[-1]}" "the gateway"
 
 server=$(printf '{"name":"fixture","exposure":"unprefixed","transport":{"type":"stdio","command":"%s","args":["stdio"]}}' "$fixture")
+# The token goes to curl in a file, not on its command line, where `ps` would show it.
+(umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$work/auth.header")
 status=$(curl -s -o "$work/server.json" -w '%{http_code}' \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -H @"$work/auth.header" -H 'Content-Type: application/json' \
     -d "$server" "http://127.0.0.1:$gateway_port/api/v1/servers")
 if [ "$status" != 201 ]; then
     echo "conformance: registering the fixture failed (HTTP $status): $(cat "$work/server.json")" >&2
