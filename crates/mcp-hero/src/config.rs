@@ -190,6 +190,7 @@ struct FileConfig {
     http: FileHttp,
     #[serde(default)]
     mcp: FileMcp,
+    sandbox: Option<sandbox::SandboxConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,6 +304,8 @@ pub struct ServeConfig {
     pub gateway: mcp::GatewayConfig,
     /// Run stdio servers without a sandbox (`--insecure-no-sandbox`).
     pub insecure_no_sandbox: bool,
+    /// The sandbox runtime's settings (`[sandbox]` in the config file).
+    pub sandbox: sandbox::SandboxConfig,
 }
 
 impl StoreConfig {
@@ -403,12 +406,23 @@ impl StoreConfig {
             });
         }
         let gateway = self.gateway_config(env, listen)?;
+        let sandbox = match &self.file.sandbox {
+            Some(config) => config.clone(),
+            None => sandbox_defaults(),
+        };
+        sandbox.validate().map_err(|reason| ConfigError::Invalid {
+            key: "sandbox",
+            value: String::new(),
+            origin: "the config file".to_owned(),
+            reason,
+        })?;
         Ok(ServeConfig {
             listen,
             tls,
             max_body_bytes,
             gateway,
             insecure_no_sandbox: flags.insecure_no_sandbox,
+            sandbox,
         })
     }
 
@@ -565,3 +579,14 @@ fn ensure_data_dir(dir: &Path, origin: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Sandbox settings when the config file has no `[sandbox]` table: the defaults, with the
+/// socket directory somewhere the gateway's user may write when it is not root.
+pub fn sandbox_defaults() -> sandbox::SandboxConfig {
+    let mut config = sandbox::SandboxConfig::default();
+    let uid = rustix::process::geteuid();
+    if !uid.is_root() {
+        config.run_dir = std::env::temp_dir().join(format!("mcp-hero-{}", uid.as_raw()));
+    }
+    config
+}

@@ -1,34 +1,146 @@
-//! Which launcher runs stdio servers: the sandbox runtime (not in this build yet, so stdio servers
-//! are refused with a message saying so), or, only with `--insecure-no-sandbox`, plain child
-//! processes with a warning on every start.
+//! Which launcher runs stdio servers: the sandbox runtime (S1–S4) by default; when it can't run
+//! here (no bubblewrap, no cgroups as root), stdio servers are refused with that reason, and
+//! only `--insecure-no-sandbox` runs them as plain child processes, warning on every start.
+
+use std::sync::Arc;
 
 use mcp::launcher::{
     BoxFuture, LaunchError, LaunchLabel, LaunchedServer, Launcher, PlainProcessLauncher,
-    StdioCommand,
+    ServerHandle, StdioCommand,
 };
+use sandbox::egress::{Decision, DecisionSink};
+use sandbox::{SandboxConfig, SandboxHandle, Sandboxes, StartRequest};
 
-/// The launcher for a gateway started without `--insecure-no-sandbox`: it refuses, because
-/// running a server outside a sandbox would break S1–S4 silently.
-#[derive(Debug, Default)]
-pub struct SandboxRequired;
+/// The launcher for a gateway started without `--insecure-no-sandbox`: sandboxes when the
+/// runtime works on this machine, otherwise a refusal that says why.
+pub fn default_launcher(config: &SandboxConfig) -> Arc<dyn Launcher> {
+    match Sandboxes::new(config.clone(), Arc::new(LogDecisions)) {
+        Ok(sandboxes) => {
+            tracing::info!(setup = %sandboxes.describe(), "sandbox runtime ready");
+            if !sandboxes.pooled_uids() {
+                tracing::warn!(
+                    "the gateway is not root: sandboxes run as the gateway's own uid, without a \
+                     uid pool; run as root for per-sandbox uids"
+                );
+            }
+            Arc::new(SandboxLauncher { sandboxes })
+        }
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "the sandbox runtime is unavailable: stdio MCP servers will be refused \
+                 (remote servers work); install bubblewrap, or for development only pass --insecure-no-sandbox"
+            );
+            Arc::new(SandboxUnavailable(error.to_string()))
+        }
+    }
+}
 
-impl Launcher for SandboxRequired {
+/// Egress decisions go to the gateway log (the operator's log buffer is a later change).
+struct LogDecisions;
+
+impl DecisionSink for LogDecisions {
+    fn record(&self, decision: Decision) {
+        tracing::info!(
+            host = %decision.host,
+            port = decision.port,
+            verdict = ?decision.verdict,
+            reason = %decision.reason,
+            "sandbox egress"
+        );
+    }
+}
+
+/// Runs each stdio server in its own sandbox.
+pub struct SandboxLauncher {
+    sandboxes: Sandboxes,
+}
+
+impl Launcher for SandboxLauncher {
     fn launch<'a>(
         &'a self,
-        _command: &'a StdioCommand,
-        _label: &'a LaunchLabel,
+        command: &'a StdioCommand,
+        label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
-        Box::pin(async {
-            Err(LaunchError::Refused(
-                "needs the sandbox runtime, which this build does not include yet; \
-                 only a gateway started with --insecure-no-sandbox runs stdio servers (unsandboxed, for development)"
-                    .to_owned(),
-            ))
+        Box::pin(async move {
+            let mut program = Vec::with_capacity(command.args.len() + 1);
+            program.push(command.command.clone());
+            program.extend(command.args.iter().cloned());
+            let request = StartRequest {
+                org: label.org.clone(),
+                server: label.server.clone(),
+                session: label.session.clone(),
+                command: program,
+                working_dir: command.working_dir.clone(),
+                env: Vec::new(),
+                files: Vec::new(),
+                egress: Some(sandbox::egress::EgressPolicy::default()),
+                image: None,
+            };
+            let running = self.sandboxes.start(request).await.map_err(|error| match error {
+                sandbox::SandboxError::Capacity(_) => LaunchError::Refused(error.to_string()),
+                other => {
+                    tracing::error!(server = %label.server, error = %other, "a sandbox could not be started");
+                    LaunchError::Refused(format!("its sandbox could not be started: {other}"))
+                }
+            })?;
+            Ok(LaunchedServer {
+                stdin: Box::pin(running.stdin),
+                stdout: Box::pin(running.stdout),
+                stderr: Box::pin(running.stderr),
+                handle: Box::new(Sandboxed(running.handle)),
+            })
         })
     }
 
     fn kind(&self) -> &'static str {
         "sandbox"
+    }
+}
+
+struct Sandboxed(SandboxHandle);
+
+impl ServerHandle for Sandboxed {
+    fn wait(&mut self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            let exit = self.0.wait().await;
+            if exit.limit.is_some() {
+                tracing::warn!(sandbox = %self.0.id(), reason = %exit.description, "a sandbox hit a limit");
+            }
+            exit.description
+        })
+    }
+
+    fn terminate(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(error) = self.0.terminate().await {
+                tracing::error!(sandbox = %self.0.id(), %error, "sandbox teardown failed");
+            }
+        })
+    }
+}
+
+/// Refuses stdio servers because the sandbox runtime could not start, saying why; running them
+/// outside a sandbox would break S1–S4 silently.
+#[derive(Debug)]
+pub struct SandboxUnavailable(String);
+
+impl Launcher for SandboxUnavailable {
+    fn launch<'a>(
+        &'a self,
+        _command: &'a StdioCommand,
+        _label: &'a LaunchLabel,
+    ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
+        Box::pin(async move {
+            Err(LaunchError::Refused(format!(
+                "needs the sandbox runtime, which is unavailable on this gateway ({})",
+                self.0
+            )))
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "sandbox (unavailable)"
     }
 }
 

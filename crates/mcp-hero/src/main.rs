@@ -9,6 +9,15 @@ use mcp_hero::config::Environment;
 use secrecy::ExposeSecret;
 
 fn main() -> ExitCode {
+    // The sandbox runtime re-executes this binary: as the single-threaded exec helper outside a
+    // sandbox, and as the init inside one. Neither parses the CLI, reads the environment or
+    // starts a runtime.
+    let mut args = std::env::args_os();
+    match args.nth(1).as_deref().and_then(|a| a.to_str()) {
+        Some(sandbox::helper::ARG) => return sandbox::helper::main(),
+        Some(sandbox::init::ARG) => return sandbox::init::main(args),
+        _ => {}
+    }
     let cli = Cli::parse();
     let result = Environment::capture()
         .map_err(anyhow::Error::from)

@@ -68,9 +68,10 @@ pub async fn run(
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         gateway: mcp::GatewayConfig::default(),
         insecure_no_sandbox: false,
+        sandbox: crate::config::sandbox_defaults(),
     };
     let data_dir_text = data_dir.display().to_string();
-    let launcher = std::sync::Arc::new(crate::launch::SandboxRequired);
+    let launcher = crate::launch::default_launcher(&config.sandbox);
     crate::serve::serve(store, config, launcher, move |local| {
         let _ = print_welcome(local, &data_dir_text, &secret, &token.secret);
     })

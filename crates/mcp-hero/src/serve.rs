@@ -9,7 +9,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Environment, ServeConfig, ServeFlags, StoreConfig, StoreFlags};
 use crate::http::{AppState, router};
-use crate::launch::{InsecurePlainProcesses, SandboxRequired};
+use crate::launch::InsecurePlainProcesses;
 use mcp::launcher::Launcher;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub async fn run(
     let launcher: Arc<dyn Launcher> = if serve_config.insecure_no_sandbox {
         Arc::new(InsecurePlainProcesses::new(env.path().map(str::to_owned)))
     } else {
-        Arc::new(SandboxRequired)
+        crate::launch::default_launcher(&serve_config.sandbox)
     };
     serve(store, serve_config, launcher, |_| ()).await
 }

@@ -17,3 +17,42 @@ pub mod egress;
 pub mod init;
 pub mod landlock;
 pub mod seccomp;
+
+pub mod bwrap;
+pub mod cgroup;
+pub mod config;
+pub mod helper;
+pub mod launcher;
+pub mod plan;
+pub mod uid_pool;
+
+pub use config::{Caps, Limits, SandboxConfig, UidRange};
+pub use launcher::{Exit, InjectedFile, Limit, RunningSandbox, SandboxHandle, Sandboxes, StartRequest};
+
+/// Why a sandbox could not be built, run or torn down.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The settings are wrong; the message names the field.
+    #[error("invalid sandbox settings: {0}")]
+    Config(String),
+    /// bubblewrap or the kernel features it needs are missing.
+    #[error("the sandbox runtime is unavailable: {0}")]
+    Unavailable(String),
+    /// A cap on concurrent sandboxes is reached; nothing was started.
+    #[error("no sandbox can be started now: {0}")]
+    Capacity(String),
+    /// A cgroup could not be created, limited or read.
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    /// Something of a sandbox could not be removed.
+    #[error("sandbox teardown: {0}")]
+    Teardown(String),
+    /// A file system or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}

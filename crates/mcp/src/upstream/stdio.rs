@@ -40,7 +40,12 @@ pub(super) fn spawn(
     let writer_shared = shared.clone();
     tokio::spawn(async move {
         let mut buffer = Vec::with_capacity(8 * 1024);
-        while let Some(line) = queue.recv().await {
+        // Ending the connection drops stdin here, so the server sees EOF and can exit on its
+        // own before the launcher's grace period runs out.
+        while let Some(line) = tokio::select! {
+            line = queue.recv() => line,
+            () = writer_shared.cancel.cancelled() => None,
+        } {
             buffer.clear();
             buffer.extend_from_slice(line.as_bytes());
             buffer.push(b'\n');

@@ -1,0 +1,97 @@
+//! What the gateway hands the exec helper: everything needed to build one sandbox, serialized
+//! onto the helper's stdin ahead of the server's own input.
+//!
+//! The frame is a 4-byte little-endian length, a JSON [`ExecPlan`], then the injected files'
+//! contents back to back. Secrets travel only through this pipe and the helper's memory, never
+//! a command line or a file on disk (S12).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where things are inside every sandbox.
+pub mod inside {
+    /// The sandbox user's uid and gid (unprivileged; mapped to a pool uid on the host).
+    pub const UID: u32 = 1000;
+    /// HOME, a size-limited tmpfs.
+    pub const HOME: &str = "/home/mcp";
+    /// The init program (the gateway binary, bound read-only).
+    pub const INIT: &str = "/run/mcp-hero/init";
+    /// The directory holding the egress socket.
+    pub const EGRESS_DIR: &str = "/run/mcp-hero/egress";
+    /// The egress socket the init relays the proxy port to.
+    pub const EGRESS_SOCKET: &str = "/run/mcp-hero/egress/egress.sock";
+    /// The server's install image, read-only.
+    pub const IMAGE: &str = "/opt/mcp-server";
+    /// The loopback port the init listens on for the proxy.
+    pub const PROXY_PORT: u16 = 3128;
+}
+
+/// Everything the exec helper needs; built by the launcher, consumed once by the helper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecPlan {
+    /// The bubblewrap program.
+    pub bwrap: PathBuf,
+    /// `cgroup.procs` files the helper joins before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// The host uid and gid to become before `exec`ing bubblewrap (run as root).
+    pub identity: Option<HostIdentity>,
+    /// rlimits for everything in the sandbox.
+    pub rlimits: Rlimits,
+    /// The sandbox's filesystem, environment and program.
+    pub layout: Layout,
+}
+
+/// A pooled host identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIdentity {
+    /// The host uid.
+    pub uid: u32,
+    /// The host gid.
+    pub gid: u32,
+}
+
+/// Per-process limits set with `setrlimit` (the cgroup bounds the sandbox as a whole).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Rlimits {
+    /// RLIMIT_NOFILE.
+    pub open_files: u64,
+    /// RLIMIT_FSIZE, in bytes.
+    pub file_size_bytes: u64,
+}
+
+/// What the sandbox looks like from inside.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Layout {
+    /// The gateway binary, bound read-only as the init.
+    pub init_exe: PathBuf,
+    /// The host directory with the egress socket, when egress is on.
+    pub egress_dir: Option<PathBuf>,
+    /// The server's install image, when it has one.
+    pub image: Option<PathBuf>,
+    /// Extra read-only host paths, bound at the same place.
+    pub ro_binds: Vec<PathBuf>,
+    /// Size of `/tmp`, in bytes.
+    pub tmp_bytes: u64,
+    /// Size of HOME, in bytes.
+    pub home_bytes: u64,
+    /// The whole environment of the sandboxed program (nothing else is inherited).
+    pub env: Vec<(String, String)>,
+    /// Files injected from memory; their contents follow the JSON, in this order.
+    pub files: Vec<FileEntry>,
+    /// The init's arguments (after `__sandbox-init`).
+    pub init_args: Vec<String>,
+    /// The working directory inside.
+    pub chdir: String,
+}
+
+/// One injected file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Where the server sees it (absolute, inside the sandbox).
+    pub path: String,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its size in bytes, in the frame after the JSON.
+    pub len: usize,
+}
