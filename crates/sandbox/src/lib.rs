@@ -17,3 +17,6 @@ pub mod egress;
 pub mod init;
 pub mod landlock;
 pub mod seccomp;
+
+#[cfg(test)]
+mod test_support;
