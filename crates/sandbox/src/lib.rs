@@ -13,17 +13,16 @@
 //! - [`egress`]: the proxy on the gateway side of that socket, which decides every connection;
 //! - [`cgroup`] and [`uid_pool`]: limits, accounting and clean teardown.
 
-pub mod egress;
-pub mod init;
-pub mod landlock;
-pub mod seccomp;
-
 pub mod bwrap;
 pub mod cgroup;
 pub mod config;
+pub mod egress;
 pub mod helper;
+pub mod init;
+pub mod landlock;
 pub mod launcher;
 pub mod plan;
+pub mod seccomp;
 pub mod uid_pool;
 
 pub use config::{Caps, Limits, SandboxConfig, UidRange};
@@ -56,3 +55,6 @@ pub enum SandboxError {
         source: std::io::Error,
     },
 }
+
+#[cfg(test)]
+mod test_support;
