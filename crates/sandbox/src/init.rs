@@ -206,11 +206,11 @@ impl InitArgs {
     }
 }
 
-/// Runs the init: `args` are the arguments after `__sandbox-init`. Returns the server's exit
-/// status (128 + N when signal N killed it), [`EXIT_INIT_FAILED`] or [`EXIT_CANNOT_START`].
 /// The first argument that makes the gateway binary act as the init inside a sandbox.
 pub const ARG: &str = "__sandbox-init";
 
+/// Runs the init: `args` are the arguments after `__sandbox-init`. Returns the server's exit
+/// status (128 + N when signal N killed it), [`EXIT_INIT_FAILED`] or [`EXIT_CANNOT_START`].
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     ExitCode::from(run(args))
 }

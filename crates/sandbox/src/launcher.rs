@@ -38,6 +38,7 @@ struct Inner {
     cgroups: Option<CgroupDriver>,
     state: Mutex<State>,
     decisions: Arc<dyn egress::DecisionSink>,
+    host_addresses: egress::HostAddresses,
 }
 
 struct State {
@@ -158,7 +159,10 @@ impl Sandboxes {
         } else {
             CgroupDriver::detect().ok()
         };
+        let host_addresses = egress::HostAddresses::system()
+            .map_err(|e| SandboxError::Unavailable(format!("listing the host's addresses: {e}")))?;
         let inner = Inner {
+            host_addresses,
             state: Mutex::new(State {
                 uids: UidPool::new(config.uid_pool),
                 global: 0,
@@ -238,10 +242,16 @@ impl Sandboxes {
             let proxy = egress::EgressProxy::new(
                 policy,
                 Arc::new(egress::SystemResolver),
-                egress::HostAddresses::snapshot(),
+                self.inner.host_addresses.clone(),
                 self.inner.decisions.clone(),
-            );
-            resources.egress = Some(tokio::spawn(proxy.serve(listener)));
+            )
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+            let id = id.clone();
+            resources.egress = Some(tokio::spawn(async move {
+                if let Err(error) = proxy.serve(listener).await {
+                    tracing::warn!(sandbox = %id, %error, "the egress proxy stopped");
+                }
+            }));
         }
 
         let (plan, contents) = self.inner.plan(&request, &resources);
