@@ -629,7 +629,9 @@ async fn print_api(fixture: &Fixture) -> usize {
     });
     let gateway = mcp::Gateway::new(
         mcp::GatewayConfig::default(),
-        std::sync::Arc::new(mcp_hero::launch::SandboxRequired),
+        std::sync::Arc::new(mcp_hero::launch::SandboxUnavailable::new(
+            "stdio servers are not used here",
+        )),
     )
     .expect("the MCP data plane starts");
     let app = router(AppState::new(fixture.store.clone(), gateway), MAX_BODY);

@@ -31,7 +31,7 @@ pub fn default_launcher(config: &SandboxConfig) -> Arc<dyn Launcher> {
                 "the sandbox runtime is unavailable: stdio MCP servers will be refused \
                  (remote servers work); install bubblewrap, or for development only pass --insecure-no-sandbox"
             );
-            Arc::new(SandboxUnavailable(error.to_string()))
+            Arc::new(SandboxUnavailable::new(error.to_string()))
         }
     }
 }
@@ -124,6 +124,13 @@ impl ServerHandle for Sandboxed {
 /// outside a sandbox would break S1–S4 silently.
 #[derive(Debug)]
 pub struct SandboxUnavailable(String);
+
+impl SandboxUnavailable {
+    /// A launcher that refuses every stdio server, saying `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        SandboxUnavailable(reason.into())
+    }
+}
 
 impl Launcher for SandboxUnavailable {
     fn launch<'a>(

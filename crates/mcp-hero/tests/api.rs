@@ -135,7 +135,9 @@ async fn fixture() -> Fixture {
     let sink: Arc<dyn ChangeSink> = changes.clone();
     let gateway = mcp::Gateway::new(
         mcp::GatewayConfig::default(),
-        Arc::new(mcp_hero::launch::SandboxRequired),
+        Arc::new(mcp_hero::launch::SandboxUnavailable::new(
+            "stdio servers are not used here",
+        )),
     )
     .unwrap();
     let state = AppState {

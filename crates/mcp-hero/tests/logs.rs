@@ -95,7 +95,9 @@ async fn s16_trace_level_gateway_logs_hold_no_token() {
     let token = token.secret.expose_secret().to_owned();
     let gateway = mcp::Gateway::new(
         mcp::GatewayConfig::default(),
-        std::sync::Arc::new(mcp_hero::launch::SandboxRequired),
+        std::sync::Arc::new(mcp_hero::launch::SandboxUnavailable::new(
+            "stdio servers are not used here",
+        )),
     )
     .unwrap();
     let app = router(AppState::new(store, gateway), 64 * 1024);

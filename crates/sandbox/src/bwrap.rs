@@ -9,7 +9,9 @@ use crate::plan::{Layout, inside};
 
 /// Top-level system directories bound read-only (or re-created as the same symlink, on
 /// merged-/usr systems).
-const SYSTEM_DIRS: [&str; 7] = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"];
+const SYSTEM_DIRS: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+];
 
 /// Host files under `/etc` a program may need (TLS roots, the dynamic linker's cache, time
 /// zone, name-service and protocol tables). Nothing with a secret: no shadow, no ssh, no
@@ -40,7 +42,8 @@ pub const GROUP: &str = "root:x:0:\nmcp:x:1000:\nnogroup:x:65534:\n";
 /// The sandbox's own `/etc/hosts`: loopback only.
 pub const HOSTS: &str = "127.0.0.1 localhost mcp\n::1 localhost ip6-localhost\n";
 /// The sandbox's own `/etc/resolv.conf`: there is no DNS inside; names resolve at the proxy.
-pub const RESOLV_CONF: &str = "# No DNS inside the sandbox: connections go through the egress proxy, which resolves names.\n";
+pub const RESOLV_CONF: &str =
+    "# No DNS inside the sandbox: connections go through the egress proxy, which resolves names.\n";
 
 /// File descriptors the helper opened for bubblewrap to bind or read.
 #[derive(Debug)]
@@ -104,7 +107,12 @@ pub fn arguments(layout: &Layout, fds: &Fds) -> Vec<OsString> {
     for file in ETC_FILES {
         args.flags(&["--ro-bind-try", file, file]);
     }
-    let etc = ["/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf"];
+    let etc = [
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ];
     for (fd, path) in fds.etc.iter().zip(etc) {
         args.flags(&["--perms", "0444", "--ro-bind-data", &fd.to_string(), path]);
     }
@@ -128,7 +136,13 @@ pub fn arguments(layout: &Layout, fds: &Fds) -> Vec<OsString> {
     // Injected files come from memfds: bubblewrap copies them into its own tmpfs.
     for (fd, file) in fds.files.iter().zip(&layout.files) {
         let mode = format!("{:04o}", file.mode & 0o7777);
-        args.flags(&["--perms", &mode, "--ro-bind-data", &fd.to_string(), &file.path]);
+        args.flags(&[
+            "--perms",
+            &mode,
+            "--ro-bind-data",
+            &fd.to_string(),
+            &file.path,
+        ]);
     }
     // Nothing may be created at the top level of the sandbox's root.
     args.flags(&["--remount-ro", "/"]);
@@ -203,6 +217,9 @@ mod tests {
             assert!(line.contains(needed), "missing `{needed}` in {line}");
         }
         assert!(line.ends_with("-- /run/mcp-hero/init __sandbox-init -- server"));
-        assert!(!line.contains("canary-value"), "no value on the command line");
+        assert!(
+            !line.contains("canary-value"),
+            "no value on the command line"
+        );
     }
 }

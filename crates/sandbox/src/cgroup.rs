@@ -3,8 +3,9 @@
 //!
 //! cgroup v2 is used when the gateway's own cgroup delegates the memory, pids and cpu
 //! controllers to it; otherwise the v1 hierarchies memory, pids, cpu and freezer (all four must
-//! be mounted). Sandbox cgroups nest under the gateway's own, in a directory named
-//! [`PARENT_NAME`], so a restarted gateway in the same service finds and sweeps leftovers.
+//! be mounted). Sandbox cgroups nest under the gateway's own cgroup, in
+//! `[PARENT_NAME]/gw-{pid}/`: a gateway sweeps the directories of gateways that are no longer
+//! running (a crash), never those of another live one on the same host.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ const CPU_PERIOD_US: u64 = 100_000;
 pub enum CgroupDriver {
     /// The unified hierarchy, delegated to the gateway.
     V2 {
-        /// The parent directory of every sandbox cgroup.
+        /// The parent directory of this gateway's sandbox cgroups.
         parent: PathBuf,
     },
     /// The legacy hierarchies, one parent directory per controller.
@@ -72,7 +73,11 @@ impl CgroupDriver {
     fn detect_v2(own: &str, mounts: &str) -> Result<CgroupDriver, String> {
         let mount = mounts
             .lines()
-            .find(|line| line.split(" - ").nth(1).is_some_and(|t| t.starts_with("cgroup2 ")))
+            .find(|line| {
+                line.split(" - ")
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("cgroup2 "))
+            })
             .and_then(|line| line.split(' ').nth(4))
             .ok_or("not mounted")?;
         let path = own
@@ -87,11 +92,14 @@ impl CgroupDriver {
                 return Err(format!("the `{needed}` controller is not delegated"));
             }
         }
-        let parent = own_dir.join(PARENT_NAME);
-        create_dir(&parent).map_err(|e| e.to_string())?;
-        // The parent holds no process, so it may pass controllers to the sandboxes under it.
-        fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu")
-            .map_err(|e| format!("cannot enable controllers under {}: {e}", parent.display()))?;
+        let base = own_dir.join(PARENT_NAME);
+        let parent = base.join(instance_name());
+        // These directories hold no process, so they may pass controllers down.
+        for dir in [&base, &parent] {
+            create_dir(dir).map_err(|e| e.to_string())?;
+            fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu")
+                .map_err(|e| format!("cannot enable controllers under {}: {e}", dir.display()))?;
+        }
         Ok(CgroupDriver::V2 { parent })
     }
 
@@ -119,9 +127,11 @@ impl CgroupDriver {
                     names.split(',').any(|n| n == controller).then_some(path)
                 })
                 .unwrap_or("/");
-            *slot = Path::new(mount)
+            let base = Path::new(mount)
                 .join(path.trim_start_matches('/'))
                 .join(PARENT_NAME);
+            create_dir(&base).map_err(|e| e.to_string())?;
+            *slot = base.join(instance_name());
             create_dir(slot).map_err(|e| e.to_string())?;
         }
         Ok(CgroupDriver::V1 { parents })
@@ -132,7 +142,10 @@ impl CgroupDriver {
         match self {
             CgroupDriver::V2 { parent } => format!("cgroup v2 under {}", parent.display()),
             CgroupDriver::V1 { parents } => {
-                format!("cgroup v1 (memory, pids, cpu, freezer) under {}", parents[0].display())
+                format!(
+                    "cgroup v1 (memory, pids, cpu, freezer) under {}",
+                    parents[0].display()
+                )
             }
         }
     }
@@ -157,37 +170,80 @@ impl CgroupDriver {
         Ok(cgroup)
     }
 
-    /// Kills and removes every sandbox cgroup left by an earlier run (a crash), returning how
-    /// many there were.
+    /// Kills and removes every sandbox cgroup left by gateways that are no longer running (a
+    /// crash), returning how many sandboxes there were.
     pub fn sweep(&self) -> usize {
-        let parents: Vec<&PathBuf> = match self {
-            CgroupDriver::V2 { parent } => vec![parent],
-            CgroupDriver::V1 { parents } => parents.iter().collect(),
+        let parents: Vec<PathBuf> = match self {
+            CgroupDriver::V2 { parent } => vec![parent.clone()],
+            CgroupDriver::V1 { parents } => parents.to_vec(),
         };
-        let Ok(entries) = fs::read_dir(parents[0]) else {
+        let Some(base) = parents[0].parent() else {
+            return 0;
+        };
+        let Ok(instances) = fs::read_dir(base) else {
             return 0;
         };
         let mut swept = 0;
-        for entry in entries.flatten() {
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        for instance in instances.flatten() {
+            let name = instance.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("gw-")) else {
+                continue;
+            };
+            if Path::new("/proc").join(pid).exists() {
                 continue;
             }
-            let name = entry.file_name();
-            let cgroup = match self {
-                CgroupDriver::V2 { parent } => Cgroup {
-                    version: Version::V2(parent.join(&name)),
-                },
-                CgroupDriver::V1 { parents } => Cgroup {
-                    version: Version::V1(parents.clone().map(|p| p.join(&name))),
-                },
+            let dead: Vec<PathBuf> = parents
+                .iter()
+                .filter_map(|p| p.parent().map(|b| b.join(&name)))
+                .collect();
+            let Ok(sandboxes) = fs::read_dir(&dead[0]) else {
+                continue;
             };
-            let _ = cgroup.kill_all();
-            if cgroup.remove().is_ok() {
-                swept += 1;
+            for sandbox in sandboxes.flatten() {
+                if !sandbox.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let id = sandbox.file_name();
+                let cgroup = match self {
+                    CgroupDriver::V2 { .. } => Cgroup {
+                        version: Version::V2(dead[0].join(&id)),
+                    },
+                    CgroupDriver::V1 { .. } => Cgroup {
+                        version: Version::V1([
+                            dead[0].join(&id),
+                            dead[1].join(&id),
+                            dead[2].join(&id),
+                            dead[3].join(&id),
+                        ]),
+                    },
+                };
+                let _ = cgroup.kill_all();
+                if cgroup.remove().is_ok() {
+                    swept += 1;
+                }
+            }
+            for dir in &dead {
+                let _ = fs::remove_dir(dir);
             }
         }
         swept
     }
+
+    /// Removes this gateway's own parent directories at shutdown (they must be empty).
+    pub fn remove_instance(&self) {
+        let parents: Vec<&PathBuf> = match self {
+            CgroupDriver::V2 { parent } => vec![parent],
+            CgroupDriver::V1 { parents } => parents.iter().collect(),
+        };
+        for parent in parents {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// This gateway's directory name under [`PARENT_NAME`] (and under the run dir).
+pub fn instance_name() -> String {
+    format!("gw-{}", std::process::id())
 }
 
 impl Cgroup {
@@ -208,10 +264,18 @@ impl Cgroup {
                 write(dir, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
             }
             Version::V1([memory, pids, cpu, _freezer]) => {
-                write(memory, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+                write(
+                    memory,
+                    "memory.limit_in_bytes",
+                    &limits.memory_bytes.to_string(),
+                )?;
                 // With swap accounting, memory+swap gets the same limit: no swap on top.
-                write(memory, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())
-                    .or_else(ignore_missing)?;
+                write(
+                    memory,
+                    "memory.memsw.limit_in_bytes",
+                    &limits.memory_bytes.to_string(),
+                )
+                .or_else(ignore_missing)?;
                 write(memory, "memory.swappiness", "0").or_else(ignore_missing)?;
                 write(pids, "pids.max", &limits.pids.to_string())?;
                 write(cpu, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
@@ -236,7 +300,10 @@ impl Cgroup {
     /// Sends `signal` to every process in the cgroup.
     pub fn signal_all(&self, signal: rustix::process::Signal) {
         for pid in self.pids() {
-            if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
                 let _ = rustix::process::kill_process(pid, signal);
             }
         }
@@ -281,9 +348,9 @@ impl Cgroup {
 
     /// Whether no process is left in any of the sandbox's hierarchies.
     pub fn is_empty(&self) -> bool {
-        self.procs_files().iter().all(|file| {
-            fs::read_to_string(file).map_or(true, |text| text.trim().is_empty())
-        })
+        self.procs_files()
+            .iter()
+            .all(|file| fs::read_to_string(file).map_or(true, |text| text.trim().is_empty()))
     }
 
     /// Which limit, if any, the sandbox ran into.
@@ -347,7 +414,10 @@ fn create_dir(dir: &Path) -> Result<(), SandboxError> {
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<(), SandboxError> {
     fs::write(dir.join(file), value).map_err(|e| {
-        SandboxError::Cgroup(format!("cannot write `{value}` to {}/{file}: {e}", dir.display()))
+        SandboxError::Cgroup(format!(
+            "cannot write `{value}` to {}/{file}: {e}",
+            dir.display()
+        ))
     })
 }
 

@@ -149,7 +149,9 @@ impl SandboxConfig {
             return Err("sandbox.limits.memory_bytes must be at least 16 MiB".into());
         }
         if self.uid_pool.first < 1000 {
-            return Err("sandbox.uid_pool.first must be at least 1000, away from system users".into());
+            return Err(
+                "sandbox.uid_pool.first must be at least 1000, away from system users".into(),
+            );
         }
         if self
             .uid_pool

@@ -62,6 +62,7 @@ fn os(what: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> HelperError 
 }
 
 fn run() -> Result<Infallible, HelperError> {
+    close_inherited_fds()?;
     let (plan, mut contents) = read_plan()?;
 
     // Into the cgroup first, so everything after (bubblewrap included) is counted and killable.
@@ -112,7 +113,8 @@ fn run() -> Result<Infallible, HelperError> {
         memfd("hosts", bwrap::HOSTS.as_bytes())?,
         memfd("resolv.conf", bwrap::RESOLV_CONF.as_bytes())?,
     ];
-    let program = crate::seccomp::filter_program().map_err(|e| HelperError::Seccomp(e.to_string()))?;
+    let program =
+        crate::seccomp::filter_program().map_err(|e| HelperError::Seccomp(e.to_string()))?;
     let seccomp = memfd("seccomp", &program)?;
 
     if let Some(identity) = plan.identity {
@@ -130,7 +132,10 @@ fn run() -> Result<Infallible, HelperError> {
         init: raw(&init),
         egress_dir: egress_dir.as_ref().map(raw),
         image: image.as_ref().map(raw),
-        ro_binds: ro_binds.iter().map(|(fd, path)| (raw(fd), path.clone())).collect(),
+        ro_binds: ro_binds
+            .iter()
+            .map(|(fd, path)| (raw(fd), path.clone()))
+            .collect(),
         files: files.iter().map(raw).collect(),
         etc: [raw(&etc[0]), raw(&etc[1]), raw(&etc[2]), raw(&etc[3])],
         seccomp: raw(&seccomp),
@@ -145,6 +150,31 @@ fn run() -> Result<Infallible, HelperError> {
         what: format!("starting {}", plan.bwrap.display()),
         source: error,
     })
+}
+
+/// Marks every descriptor above stderr close-on-exec, so nothing the gateway inherited from
+/// its own parent (a jobserver pipe, a socket) reaches bubblewrap or the sandbox. Descriptors
+/// opened after this, on purpose without `O_CLOEXEC`, are the only ones passed on.
+#[allow(unsafe_code)]
+fn close_inherited_fds() -> Result<(), HelperError> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing and touches no memory; it
+    // only sets a flag on descriptors, which no Rust object relies on being clear.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3_u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(HelperError::Os {
+            what: "marking inherited descriptors close-on-exec".into(),
+            source: std::io::Error::last_os_error(),
+        })
+    }
 }
 
 /// A memfd holding `data`, left open across `exec` (the helper is single-threaded, so it can't
@@ -168,7 +198,9 @@ fn read_plan() -> Result<(ExecPlan, Vec<u8>), HelperError> {
     read_exact(&mut length)?;
     let length = u32::from_le_bytes(length) as usize;
     if length > MAX_HEADER {
-        return Err(HelperError::Plan(format!("header of {length} bytes is too large")));
+        return Err(HelperError::Plan(format!(
+            "header of {length} bytes is too large"
+        )));
     }
     let mut header = vec![0_u8; length];
     read_exact(&mut header)?;

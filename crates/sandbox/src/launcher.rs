@@ -197,13 +197,10 @@ impl Sandboxes {
         } else {
             "the gateway's own uid (not root: no uid pool)".to_owned()
         };
-        let cgroups = self
-            .inner
-            .cgroups
-            .as_ref()
-            .map_or("no cgroups (memory, process and CPU limits are off)".to_owned(), |d| {
-                d.describe()
-            });
+        let cgroups = self.inner.cgroups.as_ref().map_or(
+            "no cgroups (memory, process and CPU limits are off)".to_owned(),
+            |d| d.describe(),
+        );
         format!("bubblewrap sandboxes as {identity}, {cgroups}")
     }
 
@@ -255,12 +252,13 @@ impl Sandboxes {
         }
 
         let (plan, contents) = self.inner.plan(&request, &resources);
-        let mut frame = {
-            let slices: Vec<&[u8]> = contents.iter().map(|c| c.as_slice()).collect();
-            Zeroizing::new(crate::helper::encode(&plan, &slices).map_err(|e| {
-                SandboxError::Config(format!("the plan could not be encoded: {e}"))
-            })?)
-        };
+        let mut frame =
+            {
+                let slices: Vec<&[u8]> = contents.iter().map(|c| c.as_slice()).collect();
+                Zeroizing::new(crate::helper::encode(&plan, &slices).map_err(|e| {
+                    SandboxError::Config(format!("the plan could not be encoded: {e}"))
+                })?)
+            };
         drop(plan);
 
         // Spawned from an async task, so from a runtime worker thread, which lives as long as
@@ -280,7 +278,9 @@ impl Sandboxes {
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(SandboxError::Unavailable("the helper's pipes could not be opened".into()));
+            return Err(SandboxError::Unavailable(
+                "the helper's pipes could not be opened".into(),
+            ));
         };
         let written = stdin.write_all(&frame).await;
         frame.zeroize();
@@ -318,7 +318,9 @@ impl Sandboxes {
 
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes a place under every cap, and a uid when pooled.
@@ -381,7 +383,10 @@ impl Inner {
         match (slot.uid, uid_free) {
             (Some(uid), true) => state.uids.release(uid),
             (Some(uid), false) => {
-                tracing::error!(uid, "a sandbox uid stays leased: its processes could not be confirmed gone");
+                tracing::error!(
+                    uid,
+                    "a sandbox uid stays leased: its processes could not be confirmed gone"
+                );
             }
             (None, _) => {}
         }
@@ -415,10 +420,17 @@ impl Inner {
         Ok((cgroup, dir))
     }
 
-    fn plan(&self, request: &StartRequest, resources: &Resources) -> (ExecPlan, Vec<Zeroizing<Vec<u8>>>) {
+    fn plan(
+        &self,
+        request: &StartRequest,
+        resources: &Resources,
+    ) -> (ExecPlan, Vec<Zeroizing<Vec<u8>>>) {
         let config = &self.config;
         let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), format!("{}/bin:/usr/local/bin:/usr/bin:/bin", inside::IMAGE)),
+            (
+                "PATH".into(),
+                format!("{}/bin:/usr/local/bin:/usr/bin:/bin", inside::IMAGE),
+            ),
             ("HOME".into(), inside::HOME.into()),
             ("LANG".into(), "C.UTF-8".into()),
             ("TMPDIR".into(), "/tmp".into()),
@@ -430,7 +442,14 @@ impl Inner {
         }
         if request.egress.is_some() {
             let proxy = format!("http://127.0.0.1:{}", inside::PROXY_PORT);
-            for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            for name in [
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "ALL_PROXY",
+                "http_proxy",
+                "https_proxy",
+                "all_proxy",
+            ] {
                 env.retain(|(existing, _)| existing != name);
                 env.push((name.into(), proxy.clone()));
             }
@@ -440,22 +459,48 @@ impl Inner {
             // Node 22.21+ and 24 honour the proxy variables only when asked to.
             env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
         }
-        let mut read_exec: Vec<PathBuf> = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/run/mcp-hero", "/proc", "/dev"]
-            .into_iter()
-            .map(PathBuf::from)
-            .collect();
+        let mut read_exec: Vec<PathBuf> = [
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib64",
+            "/etc",
+            "/run/mcp-hero",
+            "/proc",
+            "/dev",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
         read_exec.extend(config.ro_binds.iter().cloned());
         if request.image.is_some() {
             read_exec.push(inside::IMAGE.into());
         }
-        let read_write = ["/tmp", "/dev/shm", inside::HOME, "/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pts", "/dev/ptmx"]
-            .into_iter()
-            .map(PathBuf::from)
-            .collect();
-        let chdir = request.working_dir.clone().unwrap_or_else(|| inside::HOME.into());
+        let read_write = [
+            "/tmp",
+            "/dev/shm",
+            inside::HOME,
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/tty",
+            "/dev/pts",
+            "/dev/ptmx",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        let chdir = request
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| inside::HOME.into());
         let init = crate::init::InitArgs {
             proxy_port: request.egress.as_ref().map(|_| inside::PROXY_PORT),
-            egress_socket: request.egress.as_ref().map(|_| inside::EGRESS_SOCKET.into()),
+            egress_socket: request
+                .egress
+                .as_ref()
+                .map(|_| inside::EGRESS_SOCKET.into()),
             landlock: Some(crate::landlock::LandlockPolicy {
                 read_exec,
                 read_write,
@@ -507,14 +552,18 @@ impl Inner {
         (plan, contents)
     }
 
-    /// Removes leftovers of a crashed earlier run: cgroups (killing what is in them) and
-    /// socket directories.
+    /// Removes leftovers of gateways that crashed: their cgroups (killing what is in them) and
+    /// socket directories. Another live gateway's are left alone.
     fn sweep(&self) {
         let cgroups = self.cgroups.as_ref().map_or(0, CgroupDriver::sweep);
         let mut dirs = 0;
         if let Ok(entries) = std::fs::read_dir(&self.config.run_dir) {
             for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with("sb-")
+                let name = entry.file_name();
+                let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("gw-")) else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists()
                     && std::fs::remove_dir_all(entry.path()).is_ok()
                 {
                     dirs += 1;
@@ -522,7 +571,11 @@ impl Inner {
             }
         }
         if cgroups + dirs > 0 {
-            tracing::warn!(cgroups, dirs, "removed sandboxes left by an earlier run");
+            tracing::warn!(
+                sandboxes = cgroups,
+                socket_dirs = dirs,
+                "removed sandboxes left by a gateway that is no longer running"
+            );
         }
     }
 }
@@ -630,7 +683,9 @@ pub struct SandboxHandle {
 
 impl std::fmt::Debug for SandboxHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxHandle").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SandboxHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -703,10 +758,15 @@ impl SandboxHandle {
     /// released.
     pub async fn terminate(&mut self) -> Result<(), SandboxError> {
         if self.exit.is_none() {
-            let exited = tokio::time::timeout(self.grace, self.child.wait()).await.is_ok();
+            let exited = tokio::time::timeout(self.grace, self.child.wait())
+                .await
+                .is_ok();
             if !exited {
                 self.signal(rustix::process::Signal::TERM);
-                if tokio::time::timeout(self.grace, self.child.wait()).await.is_err() {
+                if tokio::time::timeout(self.grace, self.child.wait())
+                    .await
+                    .is_err()
+                {
                     self.kill().await;
                     let _ = self.child.wait().await;
                 }
@@ -755,7 +815,11 @@ impl SandboxHandle {
         })
     }
 
-    fn describe(&self, status: std::io::Result<std::process::ExitStatus>, limit: Option<Limit>) -> Exit {
+    fn describe(
+        &self,
+        status: std::io::Result<std::process::ExitStatus>,
+        limit: Option<Limit>,
+    ) -> Exit {
         let description = match limit {
             Some(Limit::Memory) => format!(
                 "was ended: it went over its memory limit ({} MiB)",
@@ -811,16 +875,18 @@ fn sandbox_id() -> String {
     id
 }
 
-/// Creates `{run_dir}/{id}` mode 0700, owned by the sandbox's uid.
+/// Creates `{run_dir}/gw-{pid}/{id}` mode 0700, owned by the sandbox's uid.
 fn make_private_dir(run_dir: &Path, id: &str, uid: Option<u32>) -> Result<PathBuf, SandboxError> {
     let io = |what: String| move |source| SandboxError::Io { what, source };
-    std::fs::create_dir_all(run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
-    // Pool uids must traverse the run dir to reach their own directory, but not list it.
-    if uid.is_some() {
-        std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o711))
-            .map_err(io(format!("setting the mode of {}", run_dir.display())))?;
+    let instance = run_dir.join(crate::cgroup::instance_name());
+    std::fs::create_dir_all(&instance).map_err(io(format!("creating {}", instance.display())))?;
+    // bubblewrap, running as the pool uid, resolves the path of the directory it binds, so its
+    // parents must be traversable (not listable) by every uid.
+    for dir in [run_dir, instance.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(io(format!("setting the mode of {}", dir.display())))?;
     }
-    let dir = run_dir.join(id);
+    let dir = instance.join(id);
     std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(format!("setting the mode of {}", dir.display())))?;
@@ -831,16 +897,21 @@ fn make_private_dir(run_dir: &Path, id: &str, uid: Option<u32>) -> Result<PathBu
     Ok(dir)
 }
 
-fn bind_egress_socket(dir: &Path, uid: Option<u32>) -> Result<tokio::net::UnixListener, SandboxError> {
+fn bind_egress_socket(
+    dir: &Path,
+    uid: Option<u32>,
+) -> Result<tokio::net::UnixListener, SandboxError> {
     let path = dir.join("egress.sock");
     let listener = tokio::net::UnixListener::bind(&path).map_err(|source| SandboxError::Io {
         what: format!("binding {}", path.display()),
         source,
     })?;
     if let Some(uid) = uid {
-        std::os::unix::fs::chown(&path, Some(uid), Some(uid)).map_err(|source| SandboxError::Io {
-            what: format!("handing {} to uid {uid}", path.display()),
-            source,
+        std::os::unix::fs::chown(&path, Some(uid), Some(uid)).map_err(|source| {
+            SandboxError::Io {
+                what: format!("handing {} to uid {uid}", path.display()),
+                source,
+            }
         })?;
     }
     Ok(listener)

@@ -26,7 +26,9 @@ pub mod seccomp;
 pub mod uid_pool;
 
 pub use config::{Caps, Limits, SandboxConfig, UidRange};
-pub use launcher::{Exit, InjectedFile, Limit, RunningSandbox, SandboxHandle, Sandboxes, StartRequest};
+pub use launcher::{
+    Exit, InjectedFile, Limit, RunningSandbox, SandboxHandle, Sandboxes, StartRequest,
+};
 
 /// Why a sandbox could not be built, run or torn down.
 #[derive(Debug, thiserror::Error)]

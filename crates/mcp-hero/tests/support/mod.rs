@@ -92,6 +92,37 @@ pub fn external_tool(name: &str) -> Option<String> {
     None
 }
 
+/// Whether the real sandbox can run here: root (for the uid pool and cgroups) and bubblewrap.
+/// When it can't, a test returns early on a developer machine and fails under `CI=true`.
+#[allow(clippy::print_stderr)] // Says why a test did nothing.
+pub fn sandbox_available() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    let bwrap = std::path::Path::new("/usr/bin/bwrap").exists();
+    if root && bwrap {
+        return true;
+    }
+    assert!(
+        setting("CI").as_deref() != Some("true"),
+        "CI=true but the sandbox can't run here (root: {root}, /usr/bin/bwrap: {bwrap}); .ci/run installs bubblewrap"
+    );
+    eprintln!("skipped: the sandbox needs root and /usr/bin/bwrap (root: {root}, bwrap: {bwrap})");
+    false
+}
+
+/// Sandbox settings for tests: this crate's binary as the helper, the fixture (and `extra`)
+/// visible read-only, a short grace period, and a run dir of the tests' own.
+pub fn sandbox_config(extra: Vec<PathBuf>) -> sandbox::SandboxConfig {
+    let mut ro_binds = vec![fixture_binary()];
+    ro_binds.extend(extra);
+    sandbox::SandboxConfig {
+        helper_exe: env!("CARGO_BIN_EXE_mcp-hero").into(),
+        ro_binds,
+        run_dir: std::env::temp_dir().join("mcp-hero-sandbox-tests"),
+        grace: Duration::from_millis(500),
+        ..sandbox::SandboxConfig::default()
+    }
+}
+
 /// A member of the test organization and their token.
 #[derive(Clone)]
 pub struct Member {
