@@ -7,8 +7,9 @@
 # (scripts/lib/bearer-proxy.mjs); the gateway's authentication stays on. Ends with one line
 # "N passed, M failed" counting scenarios over both runs; exits non-zero if any failed.
 #
-# Stdio servers run with --insecure-no-sandbox here: this checks the protocol path; the
-# sandbox has its own suite.
+# The fixture runs in the real sandbox (bubblewrap, seccomp, cgroups, a pooled uid), one per
+# session, as in production. Without root or bubblewrap (a developer machine) it falls back to
+# --insecure-no-sandbox and says so; under CI=true that is an error.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -64,9 +65,28 @@ gateway_port=$(free_port)
 cat >"$work/config.toml" <<TOML
 [mcp]
 max_sessions_per_member = 1000
+
+[sandbox]
+# The fixture lives in the build directory: make it visible (read-only) inside sandboxes.
+ro_binds = ["$fixture"]
+grace = 1
+
+[sandbox.caps]
+global = 1000
+per_org = 1000
+per_server = 1000
 TOML
+sandbox_flags=()
+if [[ $(id -u) -ne 0 || ! -x /usr/bin/bwrap ]]; then
+    if [[ ${CI:-} == true ]]; then
+        echo "conformance: CI=true but the sandbox can't run here (needs root and /usr/bin/bwrap)" >&2
+        exit 1
+    fi
+    echo "conformance: no root or no bubblewrap: running the fixture WITHOUT a sandbox (--insecure-no-sandbox)" >&2
+    sandbox_flags=(--insecure-no-sandbox)
+fi
 MCP_HERO_LOG=info "$gateway" serve --data-dir "$data" --config "$work/config.toml" \
-    --listen "127.0.0.1:$gateway_port" --insecure-no-sandbox >"$work/gateway.log" 2>&1 &
+    --listen "127.0.0.1:$gateway_port" "${sandbox_flags[@]}" >"$work/gateway.log" 2>&1 &
 pids+=($!)
 wait_for_line "$work/gateway.log" "listening on" "${pids[-1]}" "the gateway"
 

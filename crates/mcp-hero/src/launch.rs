@@ -23,7 +23,7 @@ pub fn default_launcher(config: &SandboxConfig) -> Arc<dyn Launcher> {
                      uid pool; run as root for per-sandbox uids"
                 );
             }
-            Arc::new(SandboxLauncher { sandboxes })
+            Arc::new(SandboxLauncher::new(sandboxes))
         }
         Err(error) => {
             tracing::warn!(
@@ -54,6 +54,13 @@ impl DecisionSink for LogDecisions {
 /// Runs each stdio server in its own sandbox.
 pub struct SandboxLauncher {
     sandboxes: Sandboxes,
+}
+
+impl SandboxLauncher {
+    /// A launcher over `sandboxes`.
+    pub fn new(sandboxes: Sandboxes) -> Self {
+        SandboxLauncher { sandboxes }
+    }
 }
 
 impl Launcher for SandboxLauncher {

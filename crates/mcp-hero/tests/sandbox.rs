@@ -135,3 +135,87 @@ async fn the_server_sees_its_environment_its_file_and_only_stdio() {
     assert!(lines[5].starts_with("Max core file size 0 0"), "{out}");
     assert!(lines[6].starts_with("Max open files 1024 1024"), "{out}");
 }
+
+/// A gateway whose stdio servers run in real sandboxes, with `limits` and `caps`.
+async fn sandboxed_gateway(
+    adjust: impl FnOnce(&mut sandbox::SandboxConfig),
+) -> Option<(support::Gateway, Sandboxes)> {
+    if !support::sandbox_available() {
+        return None;
+    }
+    let mut config = support::sandbox_config(Vec::new());
+    adjust(&mut config);
+    let sandboxes = Sandboxes::new(config, Arc::new(|_: Decision| {})).unwrap();
+    let launcher = Arc::new(mcp_hero::launch::SandboxLauncher::new(sandboxes.clone()));
+    let gateway =
+        support::Gateway::start_with_launcher(mcp::GatewayConfig::default(), launcher).await;
+    Some((gateway, sandboxes))
+}
+
+/// S1: a client session's server runs in a sandbox of its own, and ending the session (DELETE)
+/// destroys it: no process, cgroup or socket directory is left.
+#[tokio::test]
+async fn ending_a_session_destroys_its_sandbox() {
+    let Some((gateway, sandboxes)) = sandboxed_gateway(|_| {}).await else {
+        return;
+    };
+    gateway.add_fixture("fixture", &[], true).await;
+    let mut first = gateway.client(&gateway.alice, "acme");
+    first.initialize(serde_json::json!({})).await;
+    let mut second = gateway.client(&gateway.alice, "acme");
+    second.initialize(serde_json::json!({})).await;
+    for client in [&mut first, &mut second] {
+        let answer = client.call("echo", serde_json::json!({"text": "hi"})).await;
+        assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    }
+    assert_eq!(sandboxes.running(), 2, "one sandbox per session");
+    assert_eq!(first.delete().await, 200);
+    support::eventually("the first session's sandbox is gone", async || {
+        sandboxes.running() == 1
+    })
+    .await;
+    assert_eq!(second.delete().await, 200);
+    support::eventually("every sandbox is gone", async || sandboxes.running() == 0).await;
+}
+
+/// S4: the caps refuse a sandbox beyond them, and the client gets a JSON-RPC error saying so
+/// rather than waiting in a queue.
+#[tokio::test]
+async fn a_sandbox_beyond_the_cap_is_refused_with_a_clear_error() {
+    let Some((gateway, _sandboxes)) = sandboxed_gateway(|config| config.caps.per_server = 1).await
+    else {
+        return;
+    };
+    gateway.add_fixture("fixture", &[], true).await;
+    let mut first = gateway.client(&gateway.alice, "acme");
+    first.initialize(serde_json::json!({})).await;
+    let answer = first.call("echo", serde_json::json!({"text": "hi"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    let mut second = gateway.client(&gateway.alice, "acme");
+    second.initialize(serde_json::json!({})).await;
+    let answer = second.call("echo", serde_json::json!({"text": "hi"})).await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("server `fixture` runs its maximum of 1 sandboxes"),
+        "{answer}"
+    );
+}
+
+/// S4: a server past its wall-clock limit is ended, and the client's next call says why.
+#[tokio::test]
+async fn a_server_past_its_wall_clock_limit_is_ended_with_the_reason() {
+    let Some((gateway, sandboxes)) =
+        sandboxed_gateway(|config| config.limits.wall_clock = Duration::from_secs(1)).await
+    else {
+        return;
+    };
+    gateway.add_fixture("fixture", &[], true).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(serde_json::json!({})).await;
+    let answer = client.call("echo", serde_json::json!({"text": "hi"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    support::eventually("the sandbox is ended", async || sandboxes.running() == 0).await;
+    let answer = client.call("echo", serde_json::json!({"text": "hi"})).await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("wall-clock limit"), "{answer}");
+}

@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rustix::fs::{MemfdFlags, Mode, OFlags};
@@ -32,10 +33,15 @@ pub const SETUP_FAILED: u8 = 125;
 /// bound.
 const MAX_HEADER: usize = 1024 * 1024;
 
-/// Runs the helper; returns only when it failed, after saying why on stderr.
+/// Runs the helper; returns only when it failed, after saying why on stderr and in the plan's
+/// status file.
 pub fn main() -> ExitCode {
-    let Err(error) = run();
+    let mut status = None;
+    let Err(error) = run(&mut status);
     let _ = writeln!(std::io::stderr(), "mcp-hero sandbox: {error}");
+    if let Some(file) = status.as_mut() {
+        let _ = writeln!(file, "{error}");
+    }
     ExitCode::from(SETUP_FAILED)
 }
 
@@ -61,9 +67,11 @@ fn os(what: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> HelperError 
     }
 }
 
-fn run() -> Result<Infallible, HelperError> {
+fn run(status: &mut Option<std::fs::File>) -> Result<Infallible, HelperError> {
     close_inherited_fds()?;
     let (plan, mut contents) = read_plan()?;
+    // Opened while root, so it stays writable after the identity is dropped.
+    *status = std::fs::File::create(&plan.status_file).ok();
 
     // Into the cgroup first, so everything after (bubblewrap included) is counted and killable.
     let pid = rustix::process::getpid().as_raw_nonzero().to_string();
@@ -125,6 +133,21 @@ fn run() -> Result<Infallible, HelperError> {
         set_thread_groups(&[]).map_err(os("dropping supplementary groups"))?;
         set_thread_res_gid(gid, gid, gid).map_err(os("switching to the pooled gid"))?;
         set_thread_res_uid(uid, uid, uid).map_err(os("switching to the pooled uid"))?;
+    }
+    // bubblewrap resolves every bind source as the identity it runs with; say which path it
+    // could not reach here, in our words, rather than let bubblewrap fail on it.
+    let sources = std::iter::once(layout.init_exe.as_path())
+        .chain(layout.egress_dir.as_deref())
+        .chain(layout.image.as_deref())
+        .chain(layout.ro_binds.iter().map(PathBuf::as_path));
+    for path in sources {
+        rustix::fs::access(path, rustix::fs::Access::EXISTS).map_err(|errno| HelperError::Os {
+            what: format!(
+                "{} is not reachable by the sandbox's uid (are all its parent directories world-executable?)",
+                path.display()
+            ),
+            source: errno.into(),
+        })?;
     }
 
     let raw = |fd: &OwnedFd| fd.as_fd().as_raw_fd();

@@ -154,6 +154,9 @@ impl Sandboxes {
             config.helper_exe.clone()
         };
         let pooled = rustix::process::geteuid().is_root();
+        if pooled {
+            check_traversable(&config.run_dir)?;
+        }
         let cgroups = if pooled {
             Some(CgroupDriver::detect().map_err(SandboxError::Cgroup)?)
         } else {
@@ -399,6 +402,7 @@ impl Inner {
         uid: Option<u32>,
         with_egress: bool,
     ) -> Result<(Option<Cgroup>, Option<PathBuf>), SandboxError> {
+        make_instance_dir(&self.config.run_dir)?;
         let cgroup = match &self.cgroups {
             Some(driver) => Some(driver.create(id, &self.config.limits)?),
             None => None,
@@ -532,6 +536,7 @@ impl Inner {
                 .map(Cgroup::procs_files)
                 .unwrap_or_default(),
             identity: resources.uid().map(|uid| HostIdentity { uid, gid: uid }),
+            status_file: status_file(&config.run_dir, &resources.id),
             rlimits: Rlimits {
                 open_files: config.limits.open_files,
                 file_size_bytes: config.limits.file_size_bytes,
@@ -577,6 +582,16 @@ impl Inner {
                 "removed sandboxes left by a gateway that is no longer running"
             );
         }
+    }
+}
+
+impl Drop for Inner {
+    /// The last sandbox is gone with the last handle: this gateway's own directories go too.
+    fn drop(&mut self) {
+        if let Some(driver) = &self.cgroups {
+            driver.remove_instance();
+        }
+        let _ = std::fs::remove_dir(instance_dir(&self.config.run_dir));
     }
 }
 
@@ -626,6 +641,7 @@ impl Resources {
         } else if self.inner.pooled {
             empty = false;
         }
+        let _ = std::fs::remove_file(status_file(&self.inner.config.run_dir, &self.id));
         if let Some(dir) = self.dir.take()
             && let Err(source) = std::fs::remove_dir_all(&dir)
             && source.kind() != std::io::ErrorKind::NotFound
@@ -807,6 +823,15 @@ impl SandboxHandle {
         }
     }
 
+    /// What the helper wrote to its status file, bounded; the server can't write there.
+    fn setup_failure(&self) -> Option<String> {
+        let resources = self.resources.as_ref()?;
+        let path = status_file(&resources.inner.config.run_dir, &resources.id);
+        let text = std::fs::read_to_string(path).ok()?;
+        let line = text.lines().next()?.trim();
+        (!line.is_empty()).then(|| line.chars().take(400).collect())
+    }
+
     fn limit_hit(&self) -> Option<Limit> {
         let cgroup = self.resources.as_ref()?.cgroup.as_ref()?;
         cgroup.limit_hit().map(|hit| match hit {
@@ -833,8 +858,12 @@ impl SandboxHandle {
             None => match status {
                 Ok(status) => match status.code() {
                     Some(code) if code == i32::from(crate::helper::SETUP_FAILED) => {
-                        "could not be sandboxed (the gateway log says why)".to_owned()
+                        match self.setup_failure() {
+                            Some(reason) => format!("could not be sandboxed: {reason}"),
+                            None => "could not be sandboxed, or its init failed (status 125)".to_owned(),
+                        }
                     }
+                    Some(127) => "could not be started inside its sandbox: the command was not found or is not executable there (status 127)".to_owned(),
                     _ => describe_status(status),
                 },
                 Err(error) => format!("could not be waited for: {error}"),
@@ -852,6 +881,11 @@ impl Drop for SandboxHandle {
             let _ = self.child.start_kill();
         }
     }
+}
+
+/// The helper's status file of sandbox `id`.
+fn status_file(run_dir: &Path, id: &str) -> PathBuf {
+    instance_dir(run_dir).join(format!("{id}.status"))
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {
@@ -875,18 +909,46 @@ fn sandbox_id() -> String {
     id
 }
 
-/// Creates `{run_dir}/gw-{pid}/{id}` mode 0700, owned by the sandbox's uid.
-fn make_private_dir(run_dir: &Path, id: &str, uid: Option<u32>) -> Result<PathBuf, SandboxError> {
+/// Pool uids must pass through every existing parent of the run dir to reach their socket.
+fn check_traversable(run_dir: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::MetadataExt as _;
+    for dir in run_dir.ancestors().skip(1) {
+        if let Ok(meta) = std::fs::metadata(dir)
+            && meta.mode() & 0o001 == 0
+        {
+            return Err(SandboxError::Config(format!(
+                "sandbox.run_dir: its parent {} (mode {:04o}) can't be traversed by sandbox uids; \
+                 pick a directory whose parents are world-executable, such as /run/mcp-hero",
+                dir.display(),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// This gateway's directory under the run dir: sandbox socket dirs and helper status files.
+fn instance_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join(crate::cgroup::instance_name())
+}
+
+/// Creates `{run_dir}/gw-{pid}`. bubblewrap, running as the pool uid, resolves the path of the
+/// directory it binds, so this and the run dir must be traversable (not listable) by every uid.
+fn make_instance_dir(run_dir: &Path) -> Result<(), SandboxError> {
     let io = |what: String| move |source| SandboxError::Io { what, source };
-    let instance = run_dir.join(crate::cgroup::instance_name());
+    let instance = instance_dir(run_dir);
     std::fs::create_dir_all(&instance).map_err(io(format!("creating {}", instance.display())))?;
-    // bubblewrap, running as the pool uid, resolves the path of the directory it binds, so its
-    // parents must be traversable (not listable) by every uid.
     for dir in [run_dir, instance.as_path()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(io(format!("setting the mode of {}", dir.display())))?;
     }
-    let dir = instance.join(id);
+    Ok(())
+}
+
+/// Creates `{run_dir}/gw-{pid}/{id}` mode 0700, owned by the sandbox's uid.
+fn make_private_dir(run_dir: &Path, id: &str, uid: Option<u32>) -> Result<PathBuf, SandboxError> {
+    let io = |what: String| move |source| SandboxError::Io { what, source };
+    let dir = instance_dir(run_dir).join(id);
     std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(format!("setting the mode of {}", dir.display())))?;

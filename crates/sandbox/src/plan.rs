@@ -38,6 +38,9 @@ pub struct ExecPlan {
     pub identity: Option<HostIdentity>,
     /// rlimits for everything in the sandbox.
     pub rlimits: Rlimits,
+    /// Where the helper writes why it failed: a gateway-only file the server can never write,
+    /// unlike stderr, so its text can go into the reason the client and the log see.
+    pub status_file: PathBuf,
     /// The sandbox's filesystem, environment and program.
     pub layout: Layout,
 }

@@ -151,6 +151,13 @@ impl Gateway {
     }
 
     pub async fn start_with(config: mcp::GatewayConfig) -> Self {
+        Self::start_with_launcher(config, Arc::new(PlainProcessLauncher::new(None))).await
+    }
+
+    pub async fn start_with_launcher(
+        config: mcp::GatewayConfig,
+        launcher: Arc<dyn mcp::launcher::Launcher>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = vault::RootSecret::from_base64(ROOT_SECRET).unwrap();
         let location = DatabaseLocation::Sqlite {
@@ -198,7 +205,6 @@ impl Gateway {
         let victor = issue(acme.clone(), victor).await;
         let olga = issue(other, olga_id).await;
 
-        let launcher = Arc::new(PlainProcessLauncher::new(None));
         let gateway = mcp::Gateway::new(config, launcher).unwrap();
         let app = router(AppState::new(store.clone(), gateway.clone()), 64 * 1024);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
