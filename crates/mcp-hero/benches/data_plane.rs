@@ -27,7 +27,7 @@
 
 mod common;
 
-use common::{as_ns, percentile_micros, utc_now};
+use common::{as_ns, build_fixture, load_average, percentile_micros, print_machine, verdict};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -121,114 +121,8 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Machine
-// ---------------------------------------------------------------------------------------------
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |output| String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-        )
-}
-
-fn print_machine() {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == "model name").then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown (no \"model name\" in /proc/cpuinfo)".to_owned());
-    let processors = cpuinfo
-        .lines()
-        .filter(|line| line.split(':').next().map(str::trim) == Some("processor"))
-        .count();
-    let available = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let profile = if cfg!(debug_assertions) {
-        "debug assertions ON: not an optimized build, figures are meaningless"
-    } else {
-        "bench (inherits release: optimized, debug assertions off)"
-    };
-
-    println!();
-    println!("Machine");
-    println!("  CPU      : {model}");
-    println!("  Cores    : {available} available to this process ({processors} in /proc/cpuinfo)");
-    println!("  Kernel   : {}", command_output("uname", &["-srm"]));
-    println!("  Profile  : {profile}");
-    println!(
-        "  rustc    : {} (on PATH at run time)",
-        command_output("rustc", &["--version"])
-    );
-    println!("  Date     : {}", utc_now());
-    println!(
-        "  Load     : {} (1, 5, 15 min; above the core count, other work competes)",
-        load_average()
-    );
-    println!();
-    println!("  Note: client, gateway and fixture servers share these cores. Each baseline is");
-    println!("  measured in the same run, so compare the ratios rather than the absolutes.");
-}
-
-/// The 1, 5 and 15 minute load averages from /proc/loadavg.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".to_owned(),
-        |text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        },
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics
-// ---------------------------------------------------------------------------------------------
-
-fn verdict(pass: bool) -> &'static str {
-    if pass { "PASS" } else { "MISS" }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Fixture: the gateway in process, its store, three organizations, the fixture binary
 // ---------------------------------------------------------------------------------------------
-
-/// Builds `mcp-fixture` in release (a no-op when fresh): `cargo bench -p mcp-hero` builds only this
-/// package, and a stale fixture must never answer for the current source.
-fn build_fixture() -> PathBuf {
-    // Benches run from target/release/deps; the workspace's binaries are one up.
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .to_owned();
-    let binary = dir.join("mcp-fixture");
-    // The cargo that compiled this bench (read at compile time: the environment is the config
-    // module's alone, S16).
-    let mut build = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    build
-        .args(["build", "--quiet", "--locked", "-p", "mcp-fixture"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    let status = build
-        .env("CARGO_TARGET_DIR", dir.parent().expect("target dir"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building mcp-fixture failed");
-    assert!(binary.exists(), "{} is missing", binary.display());
-    binary
-}
 
 /// One organization with its slug and an owner's token.
 struct Org {
