@@ -54,7 +54,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "socks5-connect",
         arguments: "<host:port>",
-        summary: "SOCKS5 CONNECT through $ALL_PROXY (socks5://); escaped on reply 0",
+        summary: "SOCKS5 CONNECT to the host:port of $ALL_PROXY, whatever its scheme (the gateway's proxy speaks both); escaped on reply 0",
         run: socks5_connect,
     },
     Check {
@@ -396,9 +396,6 @@ fn socks5_connect(args: &Args<'_>) -> CheckResult {
         Ok(connected) => connected,
         Err(finding) => return Ok(finding),
     };
-    if !proxy.contains("socks5") {
-        return Ok(Finding::error(format!("{proxy} is not a socks5:// proxy")));
-    }
     let mut choice = [0u8; 2];
     let greeting = stream
         .write_all(&[5, 1, 0])

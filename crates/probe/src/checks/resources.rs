@@ -252,16 +252,21 @@ fn fd_exhaust(args: &Args<'_>) -> CheckResult {
     let soft = sys::getrlimit(libc::RLIMIT_NOFILE)
         .map(|(soft, _)| soft)
         .unwrap_or(None);
-    let mut open = Vec::new();
-    while (open.len() as u64) < max {
-        match fs::File::open("/") {
-            Ok(file) => open.push(file),
+    // One open, then duplicates: no path rule (Landlock) can stop a dup, only the limit.
+    let first = match fs::File::open("/dev/null") {
+        Ok(file) => std::os::fd::OwnedFd::from(file),
+        Err(error) => return Ok(Finding::error(format!("open /dev/null: {error}"))),
+    };
+    let mut open = vec![];
+    while (open.len() as u64) + 1 < max {
+        match first.try_clone() {
+            Ok(duplicate) => open.push(duplicate),
             Err(error) => {
                 return Ok(Finding::denied(
                     Errno::of(&error),
                     format!(
                         "opened {} descriptors, then {error}; RLIMIT_NOFILE={}",
-                        open.len(),
+                        open.len() + 1,
                         limit_text(soft)
                     ),
                 ));
@@ -270,7 +275,7 @@ fn fd_exhaust(args: &Args<'_>) -> CheckResult {
     }
     Ok(Finding::escaped(format!(
         "opened {} descriptors; RLIMIT_NOFILE={}",
-        open.len(),
+        open.len() + 1,
         limit_text(soft)
     )))
 }
