@@ -257,7 +257,23 @@ async fn concurrent(sandboxes: &Sandboxes, fixture: &Path) {
             errors += 1;
         }
     }
-    let leftover_processes = uids.iter().filter(|uid| processes_of(**uid) > 0).count();
+    // Processes of a killed sandbox may take a moment to be reaped; give them one second.
+    let mut leftover_processes = usize::MAX;
+    for _ in 0..20 {
+        leftover_processes = uids.iter().filter(|uid| processes_of(**uid) > 0).count();
+        if leftover_processes == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if leftover_processes > 0 {
+        let _ = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "ps -eo uid,pid,ppid,stat,comm | awk '$1 >= 900000' | head -5",
+            ])
+            .status();
+    }
     let leftover_cgroups = cgroups.iter().filter(|p| p.exists()).count();
     let leftover_dirs = dirs.iter().filter(|p| p.exists()).count();
     let clean = errors == 0

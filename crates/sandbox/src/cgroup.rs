@@ -217,7 +217,7 @@ impl CgroupDriver {
                         ]),
                     },
                 };
-                let _ = cgroup.kill_all();
+                let _ = cgroup.kill_all(None);
                 if cgroup.remove().is_ok() {
                     swept += 1;
                 }
@@ -297,9 +297,12 @@ impl Cgroup {
             .unwrap_or_default()
     }
 
-    /// Sends `signal` to every process in the cgroup.
-    pub fn signal_all(&self, signal: rustix::process::Signal) {
+    /// Sends `signal` to every process in the cgroup but `spare`.
+    pub fn signal_all(&self, signal: rustix::process::Signal, spare: Option<u32>) {
         for pid in self.pids() {
+            if Some(pid) == spare {
+                continue;
+            }
             if let Some(pid) = i32::try_from(pid)
                 .ok()
                 .and_then(rustix::process::Pid::from_raw)
@@ -309,41 +312,67 @@ impl Cgroup {
         }
     }
 
-    /// Kills every process in the cgroup, racing nothing (frozen first on v1, `cgroup.kill` on
-    /// v2), and waits until it is empty.
-    pub fn kill_all(&self) -> Result<(), SandboxError> {
-        match &self.version {
-            Version::V2(dir) => {
-                write(dir, "cgroup.kill", "1")?;
-            }
-            Version::V1([.., freezer]) => {
-                // Frozen processes can't fork while they are being killed.
-                let frozen = write(freezer, "freezer.state", "FROZEN").is_ok()
-                    && wait_until(Duration::from_secs(1), || {
-                        fs::read_to_string(freezer.join("freezer.state"))
-                            .is_ok_and(|s| s.trim() == "FROZEN")
-                    });
-                self.signal_all(rustix::process::Signal::KILL);
-                if frozen {
-                    write(freezer, "freezer.state", "THAWED")?;
-                }
-            }
+    /// Kills every process in the cgroup, frozen first so none can fork meanwhile, and waits
+    /// until it is empty.
+    ///
+    /// `spare` (bubblewrap's outer process, the gateway's own child) is killed last: it reaps
+    /// the sandbox's pid 1 and then exits by itself, so no zombie is left to the host's init
+    /// (which, in a container, may never reap it).
+    pub fn kill_all(&self, spare: Option<u32>) -> Result<(), SandboxError> {
+        let frozen = self.freeze(true);
+        self.signal_all(rustix::process::Signal::KILL, spare);
+        if frozen {
+            self.freeze(false);
+        }
+        let spare_gone = wait_until(Duration::from_secs(1), || {
+            self.pids().iter().all(|pid| Some(*pid) != spare)
+        });
+        if !spare_gone {
+            self.signal_all(rustix::process::Signal::KILL, None);
         }
         if wait_until(Duration::from_secs(5), || self.is_empty()) {
+            return Ok(());
+        }
+        // One more round for anything that slipped in between.
+        match &self.version {
+            Version::V2(dir) => {
+                let _ = write(dir, "cgroup.kill", "1");
+            }
+            Version::V1(_) => self.signal_all(rustix::process::Signal::KILL, None),
+        }
+        if wait_until(Duration::from_secs(2), || self.is_empty()) {
             Ok(())
         } else {
-            // One more round for anything that slipped in between.
-            self.signal_all(rustix::process::Signal::KILL);
-            if wait_until(Duration::from_secs(2), || self.is_empty()) {
-                Ok(())
-            } else {
-                Err(SandboxError::Teardown(format!(
-                    "{} process(es) survived SIGKILL in {}",
-                    self.pids().len(),
-                    self.dirs()[0].display()
-                )))
-            }
+            Err(SandboxError::Teardown(format!(
+                "{} process(es) survived SIGKILL in {}",
+                self.pids().len(),
+                self.dirs()[0].display()
+            )))
         }
+    }
+
+    /// Freezes (or thaws) the cgroup; says whether it got there.
+    fn freeze(&self, frozen: bool) -> bool {
+        let (dir, file, value, done) = match &self.version {
+            Version::V2(dir) => (dir, "cgroup.freeze", if frozen { "1" } else { "0" }, None),
+            Version::V1([.., freezer]) => (
+                freezer,
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+                Some(if frozen { "FROZEN" } else { "THAWED" }),
+            ),
+        };
+        if write(dir, file, value).is_err() {
+            return false;
+        }
+        wait_until(Duration::from_secs(1), || match done {
+            Some(state) => fs::read_to_string(dir.join(file)).is_ok_and(|s| s.trim() == state),
+            None => fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|events| {
+                events
+                    .lines()
+                    .any(|l| l == if frozen { "frozen 1" } else { "frozen 0" })
+            }),
+        })
     }
 
     /// Whether no process is left in any of the sandbox's hierarchies.

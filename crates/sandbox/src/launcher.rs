@@ -167,7 +167,14 @@ impl Sandboxes {
         let inner = Inner {
             host_addresses,
             state: Mutex::new(State {
-                uids: UidPool::new(config.uid_pool),
+                uids: if pooled {
+                    UidPool::host_wide(config.uid_pool).map_err(|source| SandboxError::Io {
+                        what: format!("creating {}", crate::uid_pool::LEASE_DIR),
+                        source,
+                    })?
+                } else {
+                    UidPool::new(config.uid_pool)
+                },
                 global: 0,
                 per_org: HashMap::new(),
                 per_server: HashMap::new(),
@@ -232,6 +239,7 @@ impl Sandboxes {
             cgroup: None,
             dir: None,
             egress: None,
+            outer_pid: None,
         };
         let (cgroup, dir) = setup?;
         resources.cgroup = cgroup;
@@ -285,6 +293,7 @@ impl Sandboxes {
                 "the helper's pipes could not be opened".into(),
             ));
         };
+        resources.outer_pid = child.id();
         let written = stdin.write_all(&frame).await;
         frame.zeroize();
         written.map_err(|source| SandboxError::Io {
@@ -611,6 +620,8 @@ struct Resources {
     cgroup: Option<Cgroup>,
     dir: Option<PathBuf>,
     egress: Option<tokio::task::JoinHandle<()>>,
+    /// bubblewrap's outer process (the helper, after `exec`), killed last at teardown.
+    outer_pid: Option<u32>,
 }
 
 impl Resources {
@@ -631,7 +642,10 @@ impl Resources {
         let mut outcome = Ok(());
         let mut empty = true;
         if let Some(cgroup) = self.cgroup.take() {
-            match cgroup.kill_all().and_then(|()| cgroup.remove()) {
+            match cgroup
+                .kill_all(self.outer_pid)
+                .and_then(|()| cgroup.remove())
+            {
                 Ok(()) => {}
                 Err(error) => {
                     empty = cgroup.is_empty();
@@ -672,6 +686,7 @@ impl Drop for Resources {
             cgroup: self.cgroup.take(),
             dir: self.dir.take(),
             egress: self.egress.take(),
+            outer_pid: self.outer_pid,
         };
         let _ = std::thread::Builder::new()
             .name("sandbox-teardown".into())
@@ -798,7 +813,8 @@ impl SandboxHandle {
 
     fn signal(&self, signal: rustix::process::Signal) {
         match self.resources.as_ref().and_then(|r| r.cgroup.as_ref()) {
-            Some(cgroup) => cgroup.signal_all(signal),
+            // bubblewrap's outer process exits by itself once the sandbox's pid 1 is gone.
+            Some(cgroup) => cgroup.signal_all(signal, self.child.id()),
             // Without a cgroup, bubblewrap's outer process is the handle: when it dies, its
             // child gets --die-with-parent's SIGKILL, and with it the whole pid namespace.
             None => {
@@ -817,7 +833,8 @@ impl SandboxHandle {
     async fn kill(&mut self) {
         match self.resources.as_ref().and_then(|r| r.cgroup.clone()) {
             Some(cgroup) => {
-                let _ = tokio::task::spawn_blocking(move || cgroup.kill_all()).await;
+                let spare = self.child.id();
+                let _ = tokio::task::spawn_blocking(move || cgroup.kill_all(spare)).await;
             }
             None => self.signal(rustix::process::Signal::KILL),
         }

@@ -1,8 +1,14 @@
 //! The pool of unprivileged host uids. Run as root, bubblewrap would map the sandbox user to host
 //! root; each sandbox instead runs as its own pooled uid, so two sandboxes never share an owner
 //! and none is root on the host.
+//!
+//! Each lease also holds an exclusive `flock` on `LEASE_DIR/{uid}`, so gateways sharing a host
+//! (two instances, or the test suites running side by side) never hand out the same uid either;
+//! a crashed gateway's locks go with its process.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use crate::config::UidRange;
 
@@ -11,18 +17,54 @@ use crate::config::UidRange;
 #[derive(Debug)]
 pub struct UidPool {
     range: UidRange,
-    leased: BTreeSet<u32>,
+    /// Leased uids, with the host-wide lock when there is one.
+    leased: BTreeMap<u32, Option<OwnedFd>>,
     next: u32,
+    lock_dir: Option<&'static Path>,
 }
+
+/// Where host-wide uid lease locks live (root only).
+pub const LEASE_DIR: &str = "/run/mcp-hero-uid-leases";
 
 impl UidPool {
     /// An empty pool over `range`.
     pub fn new(range: UidRange) -> Self {
         UidPool {
             range,
-            leased: BTreeSet::new(),
+            leased: BTreeMap::new(),
             next: 0,
+            lock_dir: None,
         }
+    }
+
+    /// A pool whose leases also lock `LEASE_DIR/{uid}` host-wide (run as root).
+    pub fn host_wide(range: UidRange) -> Result<Self, std::io::Error> {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        let dir = Path::new(LEASE_DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let mut pool = UidPool::new(range);
+        pool.lock_dir = Some(dir);
+        Ok(pool)
+    }
+
+    /// Takes the host-wide lock of `uid`, or `None` when another gateway holds it.
+    fn lock(&self, uid: u32) -> Option<Option<OwnedFd>> {
+        let Some(dir) = self.lock_dir else {
+            return Some(None);
+        };
+        use rustix::fs::{FlockOperation, Mode, OFlags};
+        let fd = rustix::fs::open(
+            dir.join(uid.to_string()),
+            OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .ok()?;
+        rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
+        Some(Some(fd))
     }
 
     /// Leases a free uid, or `None` when every uid is in use. Leases rotate through the range
@@ -31,7 +73,11 @@ impl UidPool {
         for step in 0..self.range.count {
             let offset = (self.next + step) % self.range.count;
             let uid = self.range.first + offset;
-            if self.leased.insert(uid) {
+            if self.leased.contains_key(&uid) {
+                continue;
+            }
+            if let Some(lock) = self.lock(uid) {
+                self.leased.insert(uid, lock);
                 self.next = (offset + 1) % self.range.count;
                 return Some(uid);
             }
@@ -39,7 +85,8 @@ impl UidPool {
         None
     }
 
-    /// Returns `uid` to the pool; call only once nothing runs as it any more.
+    /// Returns `uid` to the pool (and its host-wide lock); call only once nothing runs as it
+    /// any more.
     pub fn release(&mut self, uid: u32) {
         self.leased.remove(&uid);
     }
@@ -56,6 +103,7 @@ impl UidPool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -73,5 +121,25 @@ mod tests {
         assert_eq!(pool.lease(), None, "all three are leased");
         assert_eq!(pool.leased(), 3);
         assert!(pool.contains(5002) && !pool.contains(5003) && !pool.contains(4999));
+    }
+
+    /// Two pools on one host (two gateways) never lease the same uid.
+    #[test]
+    fn host_wide_leases_exclude_each_other() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let range = UidRange {
+            first: 3_900_000 + std::process::id() % 1000 * 2,
+            count: 2,
+        };
+        let mut first = UidPool::host_wide(range).unwrap();
+        let mut second = UidPool::host_wide(range).unwrap();
+        let a = first.lease().unwrap();
+        let b = second.lease().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(second.lease(), None, "the other uid is the first pool's");
+        first.release(a);
+        assert_eq!(second.lease(), Some(a));
     }
 }
