@@ -598,10 +598,11 @@ async fn quickstart_starts_a_fresh_gateway_and_says_how_to_connect() {
     assert_eq!(members.status(), 200);
 }
 
-/// Without `--insecure-no-sandbox` a stdio server is refused with a reason the API shows; with
-/// it, the gateway warns at start and at every server start, and the server runs.
+/// Stdio servers run sandboxed by default; when the sandbox runtime can't run (here: a missing
+/// bubblewrap) they are refused with a reason the API shows; `--insecure-no-sandbox` runs them
+/// unsandboxed, warning at start and at every server start.
 #[tokio::test]
-async fn stdio_servers_need_a_sandbox_or_the_explicit_insecure_flag() {
+async fn stdio_servers_run_sandboxed_refused_without_a_sandbox_or_run_insecure_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let env = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
@@ -676,34 +677,139 @@ async fn stdio_servers_need_a_sandbox_or_the_explicit_insecure_flag() {
         (tools, sessions)
     };
 
-    let sandboxed = start(mcp_hero(
-        &env,
-        &["serve", "--data-dir", data, "--listen", "127.0.0.1:0"],
-    ));
     let fixture = support::fixture_binary().display().to_string();
+    let config = |extra: &str| {
+        let path = dir.path().join(format!("config-{}.toml", extra.len()));
+        std::fs::write(
+            &path,
+            format!("[sandbox]\nro_binds = [{fixture:?}]\n{extra}"),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let serve = |config: &str, extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ];
+        args.push(config);
+        args.extend_from_slice(extra);
+        mcp_hero(&env, &args)
+    };
+
+    let unavailable = start(serve(&config("bwrap = \"/nonexistent/bwrap\"\n"), &[]));
     let registered = client()
-        .post(format!("http://{}/api/v1/servers", sandboxed.address))
+        .post(format!("http://{}/api/v1/servers", unavailable.address))
         .bearer_auth(&token)
         .json(&serde_json::json!({"name": "fixture", "transport": {"type": "stdio", "command": fixture, "args": ["stdio"]}}))
         .send()
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let (tools, sessions) = list_tools(&sandboxed.address).await;
+    let (tools, sessions) = list_tools(&unavailable.address).await;
     assert_eq!(tools["result"]["tools"], serde_json::json!([]), "{tools}");
     let reason = sessions[0]["servers"][0]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("needs the sandbox runtime") && reason.contains("--insecure-no-sandbox"),
+        reason.contains("needs the sandbox runtime") && reason.contains("/nonexistent/bwrap"),
         "{reason}"
     );
     assert!(
-        !sandboxed.log.contains("--insecure-no-sandbox"),
+        unavailable
+            .log
+            .contains("the sandbox runtime is unavailable"),
         "{}",
-        sandboxed.log
+        unavailable.log
     );
-    drop(sandboxed);
+    drop(unavailable);
 
-    let insecure = start_until(
+    if support::sandbox_available() {
+        let sandboxed = start(serve(&config(""), &[]));
+        assert!(
+            sandboxed.log.contains("sandbox runtime ready"),
+            "{}",
+            sandboxed.log
+        );
+        assert!(
+            !sandboxed.log.contains("--insecure-no-sandbox"),
+            "{}",
+            sandboxed.log
+        );
+        let (tools, sessions) = list_tools(&sandboxed.address).await;
+        assert!(
+            tools.to_string().contains("fixture__echo"),
+            "{tools} {sessions}"
+        );
+    }
+
+    let insecure = start(serve(&config(""), &["--insecure-no-sandbox"]));
+    assert!(
+        insecure.log.contains("WARN") && insecure.log.contains("--insecure-no-sandbox"),
+        "{}",
+        insecure.log
+    );
+    let (tools, _) = list_tools(&insecure.address).await;
+    assert!(tools.to_string().contains("fixture__echo"), "{tools}");
+}
+
+/// S1: after a gateway crash (SIGKILL), `--die-with-parent` ends its sandboxes, and the next
+/// start removes what they left (cgroups, socket directories).
+#[tokio::test]
+async fn a_crashed_gateways_sandboxes_die_and_the_next_start_sweeps_them() {
+    if !support::sandbox_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--data-dir", data];
+        all.extend_from_slice(args);
+        run(&env, &all)
+    };
+    assert!(
+        admin(&[
+            "org",
+            "create",
+            "--slug",
+            "acme",
+            "--owner",
+            "a@acme.example"
+        ])
+        .status
+        .success()
+    );
+    let issued = admin(&[
+        "token",
+        "create",
+        "--org",
+        "acme",
+        "--email",
+        "a@acme.example",
+        "--name",
+        "t",
+    ]);
+    let token = stdout(&issued).lines().next().unwrap().to_owned();
+    let fixture = support::fixture_binary().display().to_string();
+    let config = dir.path().join("config.toml");
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    // tempdir is 0700: the sandbox uids must traverse to the run dir.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[sandbox]\nro_binds = [{fixture:?}]\nrun_dir = {:?}\n",
+            run_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let serve = || {
         mcp_hero(
             &env,
             &[
@@ -712,16 +818,126 @@ async fn stdio_servers_need_a_sandbox_or_the_explicit_insecure_flag() {
                 data,
                 "--listen",
                 "127.0.0.1:0",
-                "--insecure-no-sandbox",
+                "--config",
+                &config,
             ],
-        ),
-        "listening on ",
+        )
+    };
+
+    let mut first = start(serve());
+    let gateway_pid = first.child.id();
+    let registered = client()
+        .post(format!("http://{}/api/v1/servers", first.address))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "fixture", "transport": {"type": "stdio", "command": fixture, "args": ["stdio"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let url = format!("http://{}/o/acme/mcp", first.address);
+    let mcp = |body: serde_json::Value, session: Option<&str>| {
+        let mut request = client()
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let init = mcp(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}), None).await.unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let tools: serde_json::Value = mcp(
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        Some(&session),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(tools.to_string().contains("echo"), "{tools}");
+
+    let instance = format!("gw-{gateway_pid}");
+    let sandboxed: Vec<u32> = processes_in_cgroup(&instance);
+    assert!(
+        !sandboxed.is_empty(),
+        "the session's sandbox runs under {instance}"
+    );
+    let leftover_dirs = cgroup_dirs_named(&instance);
+    assert!(!leftover_dirs.is_empty());
+
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sandboxed
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "sandbox processes outlived the gateway"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        run_dir.join(&instance).exists(),
+        "the crash left its socket directory"
+    );
+
+    let second = start(serve());
+    assert!(
+        second
+            .log
+            .contains("removed sandboxes left by a gateway that is no longer running"),
+        "{}",
+        second.log
     );
     assert!(
-        insecure.log.contains("WARN") && insecure.log.contains("--insecure-no-sandbox"),
-        "{}",
-        insecure.log
+        cgroup_dirs_named(&instance).is_empty(),
+        "the old cgroups are gone"
     );
-    let (tools, _) = list_tools(&insecure.address).await;
-    assert!(tools.to_string().contains("fixture__echo"), "{tools}");
+    assert!(
+        !run_dir.join(&instance).exists(),
+        "the old socket directory is gone"
+    );
+}
+
+/// Every directory named `name` under /sys/fs/cgroup (a few levels deep).
+fn cgroup_dirs_named(name: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, name: &str, depth: usize, found: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if entry.file_name() == name {
+                found.push(entry.path());
+            } else if depth > 0 {
+                walk(&entry.path(), name, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), name, 6, &mut found);
+    found
+}
+
+/// Pids whose cgroup path mentions `instance`.
+fn processes_in_cgroup(instance: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.contains(instance))
+        })
+        .collect()
 }

@@ -219,3 +219,26 @@ async fn a_server_past_its_wall_clock_limit_is_ended_with_the_reason() {
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("wall-clock limit"), "{answer}");
 }
+
+/// S4: a server that sees no traffic for its idle limit is ended, and the client's next call
+/// says why.
+#[tokio::test]
+async fn an_idle_server_is_ended_with_the_reason() {
+    let Some((gateway, sandboxes)) =
+        sandboxed_gateway(|config| config.limits.idle = Duration::from_secs(1)).await
+    else {
+        return;
+    };
+    gateway.add_fixture("fixture", &[], true).await;
+    let mut client = gateway.client(&gateway.alice, "acme");
+    client.initialize(serde_json::json!({})).await;
+    let answer = client.call("echo", serde_json::json!({"text": "hi"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    support::eventually("the idle sandbox is ended", async || {
+        sandboxes.running() == 0
+    })
+    .await;
+    let answer = client.call("echo", serde_json::json!({"text": "hi"})).await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("idle limit"), "{answer}");
+}
