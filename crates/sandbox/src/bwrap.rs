@@ -127,7 +127,12 @@ pub fn arguments(layout: &Layout, fds: &Fds) -> Vec<OsString> {
         args.flags(&["--ro-bind-fd", &fd.to_string(), path]);
     }
     if let Some(fd) = fds.image {
-        args.flags(&["--ro-bind-fd", &fd.to_string(), inside::IMAGE]);
+        // Writable only while its install runs; every session sees it read-only.
+        let bind = match &layout.image {
+            Some(image) if image.writable => "--bind-fd",
+            _ => "--ro-bind-fd",
+        };
+        args.flags(&[bind, &fd.to_string(), inside::IMAGE]);
     }
     if let Some(fd) = fds.egress_dir {
         args.flags(&["--ro-bind-fd", &fd.to_string(), inside::EGRESS_DIR]);
@@ -221,5 +226,32 @@ mod tests {
             !line.contains("canary-value"),
             "no value on the command line"
         );
+        assert!(!line.contains("/opt/mcp-server"), "no image, no bind");
+
+        // An image is read-only for sessions and writable only for its install.
+        let fds = Fds {
+            image: Some(9),
+            ..fds
+        };
+        for (writable, bind) in [
+            (false, "--ro-bind-fd 9 /opt/mcp-server"),
+            (true, "--bind-fd 9 /opt/mcp-server"),
+        ] {
+            let layout = Layout {
+                image: Some(crate::plan::ImageBind {
+                    source: "/var/lib/mcp-hero/images/s/1".into(),
+                    writable,
+                    mountpoint: None,
+                }),
+                ..layout.clone()
+            };
+            let line: Vec<String> = arguments(&layout, &fds)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let line = line.join(" ");
+            assert!(line.contains(bind), "missing `{bind}` in {line}");
+            assert_eq!(line.matches("/opt/mcp-server").count(), 1, "{line}");
+        }
     }
 }

@@ -42,6 +42,10 @@ pub struct EgressPolicy {
     /// Host names the sandbox may reach (`api.example.com`, `*.example.com`, IP literals);
     /// `None` allows any public destination.
     pub allowlist: Option<Vec<String>>,
+    /// Host names refused whatever the allowlist says and wherever they resolve (same syntax);
+    /// sessions get the package registries here, so a server cannot install at run time what
+    /// its image does not hold. A name only: it does not stop an IP literal or another name.
+    pub denied_hosts: Vec<String>,
     /// Most connections open at once; more are refused with `connection-limit`.
     pub max_connections: usize,
     /// Bytes relayed in both directions over the sandbox's lifetime; past it connections end
@@ -53,9 +57,9 @@ pub struct EgressPolicy {
     /// Time allowed for a client to send its whole request head or SOCKS handshake.
     #[serde(rename = "head_timeout_ms", with = "millis")]
     pub head_timeout: Duration,
-    /// Operator-configured names (same syntax as the allowlist, e.g. a private package registry)
-    /// that may resolve to private or CGNAT addresses; never to loopback, unspecified, link-local,
-    /// metadata or host addresses.
+    /// Operator-configured names (same syntax as the allowlist, e.g. a package registry) that
+    /// may resolve to private, CGNAT, documentation, benchmarking or reserved addresses; never to
+    /// loopback, unspecified, link-local, metadata or host addresses.
     pub trusted_hosts: Vec<String>,
     /// Exact address and port pairs that skip address classification entirely; exists so tests
     /// can prove a local destination is reachable through the proxy. Keep it empty in production.
@@ -66,6 +70,7 @@ impl Default for EgressPolicy {
     fn default() -> Self {
         Self {
             allowlist: None,
+            denied_hosts: Vec::new(),
             max_connections: 64,
             max_bytes: 1 << 30,
             connect_timeout: Duration::from_secs(10),
@@ -315,7 +320,7 @@ pub enum EgressError {
          IP literal; fix the server's egress settings"
     )]
     InvalidPattern {
-        /// The list the entry is in (`allowlist` or `trusted_hosts`).
+        /// The list the entry is in (`allowlist`, `denied_hosts` or `trusted_hosts`).
         field: &'static str,
         /// The offending entry as written.
         pattern: String,
@@ -340,6 +345,7 @@ pub struct EgressProxy {
 /// State shared by all connection tasks of one proxy.
 struct Shared {
     allowlist: Option<Vec<HostPattern>>,
+    denied_hosts: Vec<HostPattern>,
     trusted_hosts: Vec<HostPattern>,
     exempt_addresses: Vec<SocketAddr>,
     max_connections: usize,
@@ -419,9 +425,11 @@ impl EgressProxy {
             None => None,
         };
         let trusted_hosts = parse_all("trusted_hosts", &policy.trusted_hosts)?;
+        let denied_hosts = parse_all("denied_hosts", &policy.denied_hosts)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 allowlist,
+                denied_hosts,
                 trusted_hosts,
                 exempt_addresses: policy.exempt_addresses,
                 max_connections: policy.max_connections,
@@ -618,6 +626,13 @@ impl Shared {
         }
         if self.counters.exhausted() {
             return Err((Denial::Refused(Refusal::ByteLimit), None));
+        }
+        if self
+            .denied_hosts
+            .iter()
+            .any(|pattern| pattern.matches(&target.host))
+        {
+            return Err((Denial::Refused(Refusal::DeniedHost), None));
         }
         if let Some(allowlist) = &self.allowlist
             && !allowlist

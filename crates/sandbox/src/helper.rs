@@ -102,7 +102,16 @@ fn run(status: &mut Option<std::fs::File>) -> Result<Infallible, HelperError> {
     };
     let init = open_path(&layout.init_exe)?;
     let egress_dir = layout.egress_dir.as_deref().map(open_path).transpose()?;
-    let image = layout.image.as_deref().map(open_path).transpose()?;
+    let image = match &layout.image {
+        None => None,
+        Some(image) => match &image.mountpoint {
+            Some(mountpoint) => {
+                bind_in_own_mount_namespace(&image.source, mountpoint)?;
+                Some(open_path(mountpoint)?)
+            }
+            None => Some(open_path(&image.source)?),
+        },
+    };
     let mut ro_binds = Vec::with_capacity(layout.ro_binds.len());
     for path in &layout.ro_binds {
         ro_binds.push((open_path(path)?, path.to_string_lossy().into_owned()));
@@ -138,7 +147,13 @@ fn run(status: &mut Option<std::fs::File>) -> Result<Infallible, HelperError> {
     // could not reach here, in our words, rather than let bubblewrap fail on it.
     let sources = std::iter::once(layout.init_exe.as_path())
         .chain(layout.egress_dir.as_deref())
-        .chain(layout.image.as_deref())
+        // An image is resolved where the helper bound it, when it did.
+        .chain(
+            layout
+                .image
+                .as_ref()
+                .map(|image| image.mountpoint.as_deref().unwrap_or(&image.source)),
+        )
         .chain(layout.ro_binds.iter().map(PathBuf::as_path));
     for path in sources {
         rustix::fs::access(path, rustix::fs::Access::EXISTS).map_err(|errno| HelperError::Os {
@@ -173,6 +188,34 @@ fn run(status: &mut Option<std::fs::File>) -> Result<Infallible, HelperError> {
         what: format!("starting {}", plan.bwrap.display()),
         source: error,
     })
+}
+
+/// Binds `source` at `mountpoint` in a mount namespace of the helper's own, so bubblewrap (which
+/// inherits it) can resolve the image through a path the pooled uid may traverse, while the
+/// host's mount table never changes: the namespace, and the bind with it, ends with the
+/// sandbox. Needs root; the launcher asks for it only when it runs as root.
+#[allow(unsafe_code)]
+fn bind_in_own_mount_namespace(
+    source: &std::path::Path,
+    mountpoint: &std::path::Path,
+) -> Result<(), HelperError> {
+    use rustix::mount::{MountPropagationFlags, mount_bind, mount_change};
+    // SAFETY: a new mount namespace only changes which mounts this process sees. Unlike
+    // CLONE_FILES or CLONE_FS it touches no descriptor table or working directory Rust code
+    // relies on, and the helper is single-threaded, so no other thread sees the switch.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(os("unsharing the mount namespace"))?;
+    // Private first, so the bind below cannot propagate back to the host's namespace.
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(os("making the mount namespace private"))?;
+    mount_bind(source, mountpoint).map_err(os(format!(
+        "binding the image {} at {}",
+        source.display(),
+        mountpoint.display()
+    )))
 }
 
 /// Marks every descriptor above stderr close-on-exec, so nothing the gateway inherited from

@@ -19,7 +19,7 @@ use crate::SandboxError;
 use crate::cgroup::{Cgroup, CgroupDriver, LimitHit};
 use crate::config::SandboxConfig;
 use crate::egress::{self, EgressPolicy};
-use crate::plan::{ExecPlan, FileEntry, HostIdentity, Layout, Rlimits, inside};
+use crate::plan::{ExecPlan, FileEntry, HostIdentity, ImageBind, Layout, Rlimits, inside};
 use crate::uid_pool::UidPool;
 
 /// How often a running sandbox's cgroup is checked for a limit it ran into.
@@ -67,8 +67,26 @@ pub struct StartRequest {
     pub files: Vec<InjectedFile>,
     /// The egress policy; `None` gives the sandbox no network at all.
     pub egress: Option<EgressPolicy>,
-    /// The server's install image (mounted read-only at `/opt/mcp-server`).
-    pub image: Option<PathBuf>,
+    /// The server's install image at `/opt/mcp-server`, if it has one.
+    pub image: Option<ImageMount>,
+}
+
+/// How a sandbox sees a server's install image at `/opt/mcp-server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageMount {
+    /// A session: the sealed image, read-only.
+    ReadOnly(PathBuf),
+    /// The image's install: an empty directory, bound read-write and owned by the sandbox's
+    /// pooled uid while it runs. Seal it with [`crate::image::seal`] once the sandbox is gone.
+    Install(PathBuf),
+}
+
+impl ImageMount {
+    fn path(&self) -> &Path {
+        match self {
+            ImageMount::ReadOnly(path) | ImageMount::Install(path) => path,
+        }
+    }
 }
 
 /// A file the server sees, handed over from memory (S12).
@@ -227,10 +245,13 @@ impl Sandboxes {
             let inner = self.inner.clone();
             let id = id.clone();
             let with_egress = request.egress.is_some();
+            let image = request.image.clone();
             let uid = slot.uid;
-            tokio::task::spawn_blocking(move || inner.prepare(&id, uid, with_egress))
-                .await
-                .map_err(|e| SandboxError::Teardown(format!("setup task failed: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                inner.prepare(&id, uid, with_egress, image.as_ref())
+            })
+            .await
+            .map_err(|e| SandboxError::Teardown(format!("setup task failed: {e}")))?
         };
         let mut resources = Resources {
             inner: self.inner.clone(),
@@ -238,12 +259,14 @@ impl Sandboxes {
             slot: Some(slot),
             cgroup: None,
             dir: None,
+            image_mountpoint: None,
             egress: None,
             outer_pid: None,
         };
-        let (cgroup, dir) = setup?;
-        resources.cgroup = cgroup;
-        resources.dir = dir;
+        let prepared = setup?;
+        resources.cgroup = prepared.cgroup;
+        resources.dir = prepared.dir;
+        resources.image_mountpoint = prepared.image_mountpoint;
 
         if let (Some(policy), Some(dir)) = (request.egress.clone(), resources.dir.as_ref()) {
             let listener = bind_egress_socket(dir, resources.uid())?;
@@ -404,33 +427,53 @@ impl Inner {
         }
     }
 
-    /// Blocking setup: the cgroup and the socket directory.
+    /// Blocking setup: the cgroup, the socket directory, and for an image the mountpoint the
+    /// helper binds it at (run as root) and, for its install, its hand-over to the sandbox's uid.
     fn prepare(
         &self,
         id: &str,
         uid: Option<u32>,
         with_egress: bool,
-    ) -> Result<(Option<Cgroup>, Option<PathBuf>), SandboxError> {
+        image: Option<&ImageMount>,
+    ) -> Result<Prepared, SandboxError> {
         make_instance_dir(&self.config.run_dir)?;
-        let cgroup = match &self.cgroups {
-            Some(driver) => Some(driver.create(id, &self.config.limits)?),
-            None => None,
-        };
-        let dir = if with_egress {
-            let result = make_private_dir(&self.config.run_dir, id, uid);
-            match result {
-                Ok(dir) => Some(dir),
-                Err(error) => {
-                    if let Some(cgroup) = &cgroup {
-                        let _ = cgroup.remove();
-                    }
-                    return Err(error);
+        let mut prepared = Prepared::default();
+        let result = self.prepare_into(&mut prepared, id, uid, with_egress, image);
+        if result.is_err() {
+            prepared.undo();
+        }
+        result.map(|()| prepared)
+    }
+
+    fn prepare_into(
+        &self,
+        prepared: &mut Prepared,
+        id: &str,
+        uid: Option<u32>,
+        with_egress: bool,
+        image: Option<&ImageMount>,
+    ) -> Result<(), SandboxError> {
+        if let Some(driver) = &self.cgroups {
+            prepared.cgroup = Some(driver.create(id, &self.config.limits)?);
+        }
+        if with_egress {
+            prepared.dir = Some(make_private_dir(&self.config.run_dir, id, uid)?);
+        }
+        if let Some(image) = image {
+            check_image_dir(image.path())?;
+            if let Some(uid) = uid {
+                if let ImageMount::Install(path) = image {
+                    hand_over(path, uid)?;
                 }
+                let mountpoint = instance_dir(&self.config.run_dir).join(format!("{id}.image"));
+                std::fs::create_dir(&mountpoint).map_err(|source| SandboxError::Io {
+                    what: format!("creating {}", mountpoint.display()),
+                    source,
+                })?;
+                prepared.image_mountpoint = Some(mountpoint);
             }
-        } else {
-            None
-        };
-        Ok((cgroup, dir))
+        }
+        Ok(())
     }
 
     fn plan(
@@ -439,11 +482,12 @@ impl Inner {
         resources: &Resources,
     ) -> (ExecPlan, Vec<Zeroizing<Vec<u8>>>) {
         let config = &self.config;
+        let path = match &request.image {
+            Some(_) => format!("{}:/usr/local/bin:/usr/bin:/bin", inside::IMAGE_PATH),
+            None => "/usr/local/bin:/usr/bin:/bin".to_owned(),
+        };
         let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                format!("{}/bin:/usr/local/bin:/usr/bin:/bin", inside::IMAGE),
-            ),
+            ("PATH".into(), path),
             ("HOME".into(), inside::HOME.into()),
             ("LANG".into(), "C.UTF-8".into()),
             ("TMPDIR".into(), "/tmp".into()),
@@ -487,10 +531,10 @@ impl Inner {
         .map(PathBuf::from)
         .collect();
         read_exec.extend(config.ro_binds.iter().cloned());
-        if request.image.is_some() {
+        if let Some(ImageMount::ReadOnly(_)) = &request.image {
             read_exec.push(inside::IMAGE.into());
         }
-        let read_write = [
+        let mut read_write: Vec<PathBuf> = [
             "/tmp",
             "/dev/shm",
             inside::HOME,
@@ -504,6 +548,9 @@ impl Inner {
         .into_iter()
         .map(PathBuf::from)
         .collect();
+        if let Some(ImageMount::Install(_)) = &request.image {
+            read_write.push(inside::IMAGE.into());
+        }
         let chdir = request
             .working_dir
             .clone()
@@ -553,7 +600,11 @@ impl Inner {
             layout: Layout {
                 init_exe: self.helper_exe.clone(),
                 egress_dir: resources.dir.clone(),
-                image: request.image.clone(),
+                image: request.image.as_ref().map(|image| ImageBind {
+                    source: image.path().to_owned(),
+                    writable: matches!(image, ImageMount::Install(_)),
+                    mountpoint: resources.image_mountpoint.clone(),
+                }),
                 ro_binds: config.ro_binds.clone(),
                 tmp_bytes: config.limits.tmp_bytes,
                 home_bytes: config.limits.home_bytes,
@@ -604,6 +655,29 @@ impl Drop for Inner {
     }
 }
 
+/// What [`Inner::prepare`] made on the host for one sandbox.
+#[derive(Default)]
+struct Prepared {
+    cgroup: Option<Cgroup>,
+    dir: Option<PathBuf>,
+    image_mountpoint: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// Removes what was made when a later step failed.
+    fn undo(&mut self) {
+        if let Some(cgroup) = self.cgroup.take() {
+            let _ = cgroup.remove();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(mountpoint) = self.image_mountpoint.take() {
+            let _ = std::fs::remove_dir(mountpoint);
+        }
+    }
+}
+
 /// A place under the caps, and the uid that goes with it.
 #[derive(Debug)]
 struct Slot {
@@ -619,6 +693,8 @@ struct Resources {
     slot: Option<Slot>,
     cgroup: Option<Cgroup>,
     dir: Option<PathBuf>,
+    /// The empty directory the helper bound the image at, in its own mount namespace.
+    image_mountpoint: Option<PathBuf>,
     egress: Option<tokio::task::JoinHandle<()>>,
     /// bubblewrap's outer process (the helper, after `exec`), killed last at teardown.
     outer_pid: Option<u32>,
@@ -665,6 +741,17 @@ impl Resources {
                 source,
             }));
         }
+        // The bind lived in the helper's mount namespace, gone with the sandbox's last process,
+        // so on the host this is an empty directory.
+        if let Some(mountpoint) = self.image_mountpoint.take()
+            && let Err(source) = std::fs::remove_dir(&mountpoint)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            outcome = outcome.and(Err(SandboxError::Io {
+                what: format!("removing {}", mountpoint.display()),
+                source,
+            }));
+        }
         if let Some(slot) = self.slot.take() {
             self.inner.release(slot, empty);
         }
@@ -674,7 +761,11 @@ impl Resources {
 
 impl Drop for Resources {
     fn drop(&mut self) {
-        if self.slot.is_none() && self.cgroup.is_none() && self.dir.is_none() {
+        if self.slot.is_none()
+            && self.cgroup.is_none()
+            && self.dir.is_none()
+            && self.image_mountpoint.is_none()
+        {
             return;
         }
         // Dropped without a teardown (a panic, a cancelled start): clean up off the async
@@ -685,6 +776,7 @@ impl Drop for Resources {
             slot: self.slot.take(),
             cgroup: self.cgroup.take(),
             dir: self.dir.take(),
+            image_mountpoint: self.image_mountpoint.take(),
             egress: self.egress.take(),
             outer_pid: self.outer_pid,
         };
@@ -960,6 +1052,31 @@ fn make_instance_dir(run_dir: &Path) -> Result<(), SandboxError> {
             .map_err(io(format!("setting the mode of {}", dir.display())))?;
     }
     Ok(())
+}
+
+/// An image must be a real directory (not a symlink to one): the install hands it to a pooled
+/// uid, and a session binds exactly what was sealed.
+fn check_image_dir(path: &Path) -> Result<(), SandboxError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(SandboxError::Config(format!(
+            "the image {} is not a directory",
+            path.display()
+        ))),
+        Err(source) => Err(SandboxError::Io {
+            what: format!("reading the image {}", path.display()),
+            source,
+        }),
+    }
+}
+
+/// Gives an install's (empty, fresh) image directory to the install sandbox's pooled uid.
+fn hand_over(path: &Path, uid: u32) -> Result<(), SandboxError> {
+    let io = |what: String| move |source| SandboxError::Io { what, source };
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+        .map_err(io(format!("handing {} to uid {uid}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("setting the mode of {}", path.display())))
 }
 
 /// Creates `{run_dir}/gw-{pid}/{id}` mode 0700, owned by the sandbox's uid.

@@ -11,6 +11,7 @@
 //! - [`init`]: the first program inside the sandbox: it applies Landlock, relays the local proxy
 //!   port to the egress socket and runs the server;
 //! - [`egress`]: the proxy on the gateway side of that socket, which decides every connection;
+//! - [`image`]: install images, sealed read-only and root-owned once their install sandbox ends;
 //! - [`cgroup`] and [`uid_pool`]: limits, accounting and clean teardown.
 
 pub mod bwrap;
@@ -18,6 +19,7 @@ pub mod cgroup;
 pub mod config;
 pub mod egress;
 pub mod helper;
+pub mod image;
 pub mod init;
 pub mod landlock;
 pub mod launcher;
@@ -27,7 +29,7 @@ pub mod uid_pool;
 
 pub use config::{Caps, Limits, SandboxConfig, UidRange};
 pub use launcher::{
-    Exit, InjectedFile, Limit, RunningSandbox, SandboxHandle, Sandboxes, StartRequest,
+    Exit, ImageMount, InjectedFile, Limit, RunningSandbox, SandboxHandle, Sandboxes, StartRequest,
 };
 
 /// Why a sandbox could not be built, run or torn down.

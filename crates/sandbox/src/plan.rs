@@ -21,8 +21,12 @@ pub mod inside {
     pub const EGRESS_DIR: &str = "/run/mcp-hero/egress";
     /// The egress socket the init relays the proxy port to.
     pub const EGRESS_SOCKET: &str = "/run/mcp-hero/egress/egress.sock";
-    /// The server's install image, read-only.
+    /// The server's install image: read-only for sessions, writable only for its install.
     pub const IMAGE: &str = "/opt/mcp-server";
+    /// Where programs of an install image live, searched before the system's: operator-placed
+    /// binaries, npm's links, the Python virtual environment's scripts.
+    pub const IMAGE_PATH: &str =
+        "/opt/mcp-server/bin:/opt/mcp-server/node_modules/.bin:/opt/mcp-server/venv/bin";
     /// The loopback port the init listens on for the proxy.
     pub const PROXY_PORT: u16 = 3128;
 }
@@ -71,7 +75,7 @@ pub struct Layout {
     /// The host directory with the egress socket, when egress is on.
     pub egress_dir: Option<PathBuf>,
     /// The server's install image, when it has one.
-    pub image: Option<PathBuf>,
+    pub image: Option<ImageBind>,
     /// Extra read-only host paths, bound at the same place.
     pub ro_binds: Vec<PathBuf>,
     /// Size of `/tmp`, in bytes.
@@ -86,6 +90,20 @@ pub struct Layout {
     pub init_args: Vec<String>,
     /// The working directory inside.
     pub chdir: String,
+}
+
+/// How the install image reaches `/opt/mcp-server`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageBind {
+    /// The image directory on the host.
+    pub source: PathBuf,
+    /// Bound read-write (its install) rather than read-only (a session).
+    pub writable: bool,
+    /// An empty directory the pooled uid can traverse to, where the helper binds `source` in a
+    /// mount namespace of its own before bubblewrap starts: bubblewrap re-resolves the path of
+    /// what it binds as the pooled uid, and the image's parents (the data directory) are
+    /// private to the gateway. `None` when the sandbox runs as the gateway's own uid.
+    pub mountpoint: Option<PathBuf>,
 }
 
 /// One injected file.

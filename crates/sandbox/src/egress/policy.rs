@@ -53,6 +53,9 @@ pub enum Refusal {
     /// The server's host allowlist does not name this host.
     #[error("host is not in the allowlist")]
     NotAllowlisted,
+    /// The policy denies this host by name (a package registry, for a session).
+    #[error("host is denied")]
+    DeniedHost,
     /// `::ffff:0:0/96`: an IPv4 address in IPv6 clothing.
     #[error("IPv4-mapped IPv6 address")]
     Ipv4Mapped,
@@ -96,6 +99,7 @@ impl Refusal {
             Refusal::Metadata => "metadata",
             Refusal::HostAddress => "host-address",
             Refusal::NotAllowlisted => "not-allowlisted",
+            Refusal::DeniedHost => "denied-host",
             Refusal::Ipv4Mapped => "ipv4-mapped",
             Refusal::Ipv4Compatible => "ipv4-compatible",
             Refusal::Ipv4Translated => "ipv4-translated",
@@ -107,13 +111,23 @@ impl Refusal {
         }
     }
 
-    /// Whether an operator-trusted host (e.g. a private package registry) may resolve here.
+    /// Whether an operator-trusted host (e.g. a package registry) may resolve to `ip` although
+    /// it is refused for `self`.
     ///
-    /// Only the "not public" categories are relaxed. Loopback, unspecified, metadata and host
-    /// addresses stay refused (S3), and so does link-local: clouds run credential services on
-    /// more of `169.254/16` than the named metadata addresses.
-    fn relaxed_for_trusted(self) -> bool {
-        matches!(self, Refusal::Private | Refusal::Cgnat)
+    /// Only the "not public" categories are relaxed: private, CGNAT, documentation,
+    /// benchmarking and reserved space (registries behind a corporate proxy or a test network
+    /// resolve there). Loopback, unspecified, metadata and host addresses stay refused (S3), and
+    /// so do link-local (clouds run credential services on more of `169.254/16` than the named
+    /// metadata addresses), multicast, broadcast, the IPv4-embedding IPv6 forms and `0/8`, which
+    /// some kernels route to the host itself.
+    fn relaxed_for_trusted(self, ip: IpAddr) -> bool {
+        match self {
+            Refusal::Private | Refusal::Cgnat | Refusal::Documentation | Refusal::Benchmarking => {
+                true
+            }
+            Refusal::Reserved => !matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 0),
+            _ => false,
+        }
     }
 }
 
@@ -272,7 +286,7 @@ pub(crate) fn check_address(
 ) -> Result<Acceptance, Refusal> {
     let acceptance = match classify(ip) {
         Ok(()) => Acceptance::Public,
-        Err(refusal) if trusted && refusal.relaxed_for_trusted() => Acceptance::Trusted,
+        Err(refusal) if trusted && refusal.relaxed_for_trusted(ip) => Acceptance::Trusted,
         Err(refusal) => return Err(refusal),
     };
     if host_addresses.contains(ip) {
@@ -596,6 +610,42 @@ mod tests {
             check_address("10.1.2.3".parse().unwrap(), false, &host),
             Err(Refusal::Private)
         );
+    }
+
+    /// Package registries may sit in documentation, benchmarking or reserved space (a test
+    /// network, a corporate mirror); a trusted name may resolve there, never to the host.
+    #[test]
+    fn trusted_hosts_may_resolve_to_documentation_benchmarking_and_reserved_space() {
+        let host = HostAddresses::fixed(["203.0.113.9".parse().unwrap()]);
+        let check = |ip: &str| check_address(ip.parse().unwrap(), true, &host);
+        for ip in [
+            "203.0.113.80",
+            "192.0.2.1",
+            "198.51.100.7",
+            "2001:db8::1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "192.0.0.9",
+            "100::1",
+            "fec0::1",
+        ] {
+            assert_eq!(check(ip), Ok(Acceptance::Trusted), "{ip}");
+            assert!(
+                check_address(ip.parse().unwrap(), false, &host).is_err(),
+                "{ip} stays refused for untrusted names"
+            );
+        }
+        assert_eq!(check("203.0.113.9"), Err(Refusal::HostAddress));
+        assert_eq!(check("0.1.2.3"), Err(Refusal::Reserved));
+        assert_eq!(check("127.0.0.1"), Err(Refusal::Loopback));
+        assert_eq!(check("::1"), Err(Refusal::Loopback));
+        assert_eq!(check("169.254.169.254"), Err(Refusal::Metadata));
+        assert_eq!(check("169.254.3.4"), Err(Refusal::LinkLocal));
+        assert_eq!(check("fe80::1"), Err(Refusal::LinkLocal));
+        assert_eq!(check("224.0.0.1"), Err(Refusal::Multicast));
+        assert_eq!(check("255.255.255.255"), Err(Refusal::Broadcast));
+        assert_eq!(check("::ffff:203.0.113.80"), Err(Refusal::Ipv4Mapped));
+        assert_eq!(check("64:ff9b::cb00:7150"), Err(Refusal::Nat64));
     }
 
     #[test]

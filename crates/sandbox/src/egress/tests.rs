@@ -647,6 +647,40 @@ async fn allowlist_matches_names_and_refuses_others_without_resolving_them() {
     assert_eq!(*resolver.asked.lock().unwrap(), ["api.example.test"]);
 }
 
+/// Denied names are refused before the allowlist and before resolution, even when trusted.
+#[tokio::test]
+async fn denied_hosts_are_refused_without_resolving_them() {
+    let echo = echo_server().await;
+    let resolver = Arc::new(FakeResolver::with(&[
+        ("registry.npmjs.org", &["127.0.0.1"]),
+        ("api.example.test", &["127.0.0.1"]),
+    ]));
+    let policy = EgressPolicy {
+        denied_hosts: vec!["registry.npmjs.org".into(), "*.pythonhosted.org".into()],
+        trusted_hosts: vec!["registry.npmjs.org".into()],
+        allowlist: Some(vec!["registry.npmjs.org".into(), "api.example.test".into()]),
+        ..exempt(&[echo])
+    };
+    let harness = Harness::start(policy, resolver.clone(), HostAddresses::system().unwrap());
+    for target in ["Registry.NPMjs.org", "files.pythonhosted.org"] {
+        let mut client = http_connect(&harness, &format!("{target}:{}", echo.port())).await;
+        let response = read_all(&mut client).await;
+        assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+        assert!(response.contains("denied-host"), "{response}");
+        let decision = harness.last();
+        assert_decision(
+            &decision,
+            Protocol::HttpConnect,
+            Verdict::Refused,
+            "denied-host",
+        );
+        assert_eq!(decision.address, None);
+    }
+    let mut client = http_connect(&harness, &format!("api.example.test:{}", echo.port())).await;
+    assert!(read_head(&mut client).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(*resolver.asked.lock().unwrap(), ["api.example.test"]);
+}
+
 #[tokio::test]
 async fn names_resolving_to_forbidden_addresses_are_refused() {
     let echo = echo_server().await;
