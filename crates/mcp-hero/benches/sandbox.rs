@@ -124,6 +124,7 @@ async fn start_latency(sandboxes: &Sandboxes, fixture: &Path) {
         command: fixture.display().to_string(),
         args: vec!["stdio".into()],
         working_dir: None,
+        image: None,
     };
     let label = LaunchLabel {
         org: "bench".into(),

@@ -48,6 +48,15 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Talk to a running gateway's API about the organization's servers.
+    Servers {
+        /// Which gateway, and as whom.
+        #[command(flatten)]
+        api: ApiFlags,
+        /// The operation.
+        #[command(subcommand)]
+        command: ServersCommand,
+    },
     /// First run for newcomers: a fresh data dir, a new root secret, a demo organization and token, then serve.
     Quickstart {
         /// A directory that does not exist yet or is empty.
@@ -59,6 +68,43 @@ pub enum Command {
         /// The demo organization's owner.
         #[arg(long, default_value = "admin@example.com")]
         email: String,
+    },
+}
+
+/// How a client command reaches a running gateway.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiFlags {
+    /// The gateway's base URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// A file holding a personal access token (`mcph_pat_...`); never given on the command line,
+    /// where every user of the host could read it.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+}
+
+/// `mcp-hero servers ...`
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Follow a server's package install, with a progress bar, until it is ready (exit 0) or
+    /// failed (exit 1, saying why).
+    InstallStatus {
+        /// The server's name or id.
+        server: String,
+        /// Print the state once instead of waiting for the install to end.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+        timeout_secs: u64,
+    },
+    /// Install a server's package again, into a new image, and follow it like `install-status`.
+    Reinstall {
+        /// The server's name or id.
+        server: String,
+        /// Give up waiting after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+        timeout_secs: u64,
     },
 }
 

@@ -191,6 +191,7 @@ struct FileConfig {
     #[serde(default)]
     mcp: FileMcp,
     sandbox: Option<sandbox::SandboxConfig>,
+    images: Option<crate::images::ImagesConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,7 +278,7 @@ pub struct ServeFlags {
 pub struct StoreConfig {
     /// The database to open.
     pub location: DatabaseLocation,
-    /// The data directory (SQLite file, later install images and logs).
+    /// The data directory (SQLite file, install images unless `images.dir` says otherwise).
     pub data_dir: PathBuf,
     file: FileConfig,
 }
@@ -306,6 +307,8 @@ pub struct ServeConfig {
     pub insecure_no_sandbox: bool,
     /// The sandbox runtime's settings (`[sandbox]` in the config file).
     pub sandbox: sandbox::SandboxConfig,
+    /// How install images are made (`[images]` in the config file); `dir` is always set.
+    pub images: crate::images::ImagesConfig,
 }
 
 impl StoreConfig {
@@ -416,6 +419,22 @@ impl StoreConfig {
             origin: "the config file".to_owned(),
             reason,
         })?;
+        let mut images = self.file.images.clone().unwrap_or_default();
+        images.validate().map_err(|reason| ConfigError::Invalid {
+            key: "images",
+            value: String::new(),
+            origin: "the config file".to_owned(),
+            reason,
+        })?;
+        if images.dir.is_none() {
+            let dir = self.data_dir.join("images");
+            images.dir = Some(std::path::absolute(&dir).map_err(|e| ConfigError::Invalid {
+                key: "images.dir",
+                value: dir.display().to_string(),
+                origin: "the data directory".to_owned(),
+                reason: format!("cannot make it absolute: {e}"),
+            })?);
+        }
         Ok(ServeConfig {
             listen,
             tls,
@@ -423,6 +442,7 @@ impl StoreConfig {
             gateway,
             insecure_no_sandbox: flags.insecure_no_sandbox,
             sandbox,
+            images,
         })
     }
 

@@ -26,8 +26,10 @@ use utoipa_axum::routes;
 
 use self::metrics::Metrics;
 use crate::changes::ChangeSink;
+use crate::images::{ImageDirs, Images, ImagesSetup};
 
-/// What every handler can reach: the store, the metrics registry and the change sink.
+/// What every handler can reach: the store, the metrics registry, the change sink, the data
+/// plane and the installer.
 #[derive(Clone)]
 pub struct AppState {
     /// The store (database + vault).
@@ -38,13 +40,36 @@ pub struct AppState {
     pub changes: Arc<dyn ChangeSink>,
     /// The MCP data plane: live sessions and the transport serving them.
     pub gateway: Arc<::mcp::Gateway>,
+    /// Installs server packages into images.
+    pub images: Images,
 }
 
 impl AppState {
     /// Wraps a store and a gateway with fresh metrics; API changes reach the gateway's sessions.
+    /// Packages do not install (every install fails, saying so).
     pub fn new(store: store::Store, gateway: Arc<::mcp::Gateway>) -> Self {
+        Self::with_images(
+            store,
+            gateway,
+            ImagesSetup::none("this gateway was built without an install runtime"),
+        )
+    }
+
+    /// Like [`AppState::new`], with packages installed as `images` says.
+    pub fn with_images(
+        store: store::Store,
+        gateway: Arc<::mcp::Gateway>,
+        images: ImagesSetup,
+    ) -> Self {
+        let dirs = ImageDirs::new(images.config.dir.clone());
+        let changes: Arc<dyn ChangeSink> = Arc::new(mcp::DataPlaneSync::start(
+            store.clone(),
+            gateway.clone(),
+            dirs,
+        ));
         AppState {
-            changes: Arc::new(mcp::DataPlaneSync::start(store.clone(), gateway.clone())),
+            images: Images::new(store.clone(), images, changes.clone()),
+            changes,
             store,
             metrics: Arc::new(Metrics::new()),
             gateway,
@@ -126,6 +151,8 @@ fn control_routes() -> OpenApiRouter<AppState> {
             api::servers::update_server,
             api::servers::delete_server
         ))
+        .routes(routes!(api::servers::get_image))
+        .routes(routes!(api::servers::reinstall_image))
         .routes(routes!(
             api::tool_rules::list_tool_rules,
             api::tool_rules::create_tool_rule

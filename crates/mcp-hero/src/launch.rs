@@ -1,6 +1,7 @@
 //! Which launcher runs stdio servers: the sandbox runtime (S1–S4) by default; when it can't run
 //! here (no bubblewrap, no cgroups as root), stdio servers are refused with that reason, and
 //! only `--insecure-no-sandbox` runs them as plain child processes, warning on every start.
+//! The same runtime installs server packages (see [`crate::images`]).
 
 use std::sync::Arc;
 
@@ -8,13 +9,28 @@ use mcp::launcher::{
     BoxFuture, LaunchError, LaunchLabel, LaunchedServer, Launcher, PlainProcessLauncher,
     ServerHandle, StdioCommand,
 };
-use sandbox::egress::{Decision, DecisionSink};
-use sandbox::{SandboxConfig, SandboxHandle, Sandboxes, StartRequest};
+use sandbox::egress::{Decision, DecisionSink, EgressPolicy};
+use sandbox::{ImageMount, SandboxHandle, Sandboxes, StartRequest};
 
-/// The launcher for a gateway started without `--insecure-no-sandbox`: sandboxes when the
-/// runtime works on this machine, otherwise a refusal that says why.
-pub fn default_launcher(config: &SandboxConfig) -> Arc<dyn Launcher> {
-    match Sandboxes::new(config.clone(), Arc::new(LogDecisions)) {
+use crate::config::ServeConfig;
+
+/// The launcher of stdio servers, and the runtime installs run in (or why there is none), for
+/// a gateway with `config`. `path` is handed to plain processes under `--insecure-no-sandbox`.
+pub fn launchers(
+    config: &ServeConfig,
+    path: Option<String>,
+) -> (Arc<dyn Launcher>, Result<Sandboxes, String>) {
+    if config.insecure_no_sandbox {
+        return (
+            Arc::new(InsecurePlainProcesses::new(path)),
+            Err(
+                "the gateway runs with --insecure-no-sandbox, so it has no sandbox to install \
+                 packages in"
+                    .into(),
+            ),
+        );
+    }
+    match Sandboxes::new(config.sandbox.clone(), Arc::new(LogDecisions)) {
         Ok(sandboxes) => {
             tracing::info!(setup = %sandboxes.describe(), "sandbox runtime ready");
             if !sandboxes.pooled_uids() {
@@ -23,15 +39,23 @@ pub fn default_launcher(config: &SandboxConfig) -> Arc<dyn Launcher> {
                      uid pool; run as root for per-sandbox uids"
                 );
             }
-            Arc::new(SandboxLauncher::new(sandboxes))
+            let launcher = SandboxLauncher::with_egress(
+                sandboxes.clone(),
+                crate::images::session_policy(&config.images),
+            );
+            (Arc::new(launcher), Ok(sandboxes))
         }
         Err(error) => {
             tracing::warn!(
                 %error,
                 "the sandbox runtime is unavailable: stdio MCP servers will be refused \
-                 (remote servers work); install bubblewrap, or for development only pass --insecure-no-sandbox"
+                 (remote servers work) and packages will not install; install bubblewrap, or \
+                 for development only pass --insecure-no-sandbox"
             );
-            Arc::new(SandboxUnavailable::new(error.to_string()))
+            (
+                Arc::new(SandboxUnavailable::new(error.to_string())),
+                Err(error.to_string()),
+            )
         }
     }
 }
@@ -54,12 +78,19 @@ impl DecisionSink for LogDecisions {
 /// Runs each stdio server in its own sandbox.
 pub struct SandboxLauncher {
     sandboxes: Sandboxes,
+    egress: EgressPolicy,
 }
 
 impl SandboxLauncher {
-    /// A launcher over `sandboxes`.
+    /// A launcher over `sandboxes`, whose sandboxes may reach any public destination.
     pub fn new(sandboxes: Sandboxes) -> Self {
-        SandboxLauncher { sandboxes }
+        Self::with_egress(sandboxes, EgressPolicy::default())
+    }
+
+    /// A launcher over `sandboxes`, each with `egress` (the gateway's is
+    /// [`crate::images::session_policy`]).
+    pub fn with_egress(sandboxes: Sandboxes, egress: EgressPolicy) -> Self {
+        SandboxLauncher { sandboxes, egress }
     }
 }
 
@@ -81,8 +112,8 @@ impl Launcher for SandboxLauncher {
                 working_dir: command.working_dir.clone(),
                 env: Vec::new(),
                 files: Vec::new(),
-                egress: Some(sandbox::egress::EgressPolicy::default()),
-                image: None,
+                egress: Some(self.egress.clone()),
+                image: command.image.clone().map(ImageMount::ReadOnly),
             };
             let running = self.sandboxes.start(request).await.map_err(|error| match error {
                 sandbox::SandboxError::Capacity(_) => LaunchError::Refused(error.to_string()),

@@ -2,7 +2,9 @@
 //!
 //! Main pieces: [`config`] (the only module that reads the process environment), [`cli`] (the
 //! command line), [`http`] (router, API, OpenAPI document, metrics), [`serve`] (listeners and
-//! shutdown), [`admin`] (operator commands) and [`quickstart`] (a first run for newcomers).
+//! shutdown), [`admin`] (operator commands), [`images`] (installing server packages into
+//! read-only images), [`client`] (commands that talk to a running gateway) and [`quickstart`] (a
+//! first run for newcomers).
 //!
 //! Only this crate knows routes and API JSON; it turns store rows into view structs by hand and
 //! never serializes a store or vault type directly.
@@ -10,8 +12,10 @@
 pub mod admin;
 pub mod changes;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
+pub mod images;
 pub mod launch;
 pub mod quickstart;
 pub mod serve;

@@ -58,6 +58,7 @@ fn run(cli: Cli, env: Environment) -> anyhow::Result<()> {
                 listen,
                 email,
             } => mcp_hero::quickstart::run(&env, data_dir, listen, &email).await,
+            Command::Servers { api, command } => mcp_hero::client::servers(&api, command).await,
             Command::Secret { .. } => Ok(()),
         }
     })

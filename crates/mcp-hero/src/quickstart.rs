@@ -69,10 +69,14 @@ pub async fn run(
         gateway: mcp::GatewayConfig::default(),
         insecure_no_sandbox: false,
         sandbox: crate::config::sandbox_defaults(),
+        images: crate::images::ImagesConfig {
+            dir: Some(std::path::absolute(data_dir.join("images"))?),
+            ..crate::images::ImagesConfig::default()
+        },
     };
     let data_dir_text = data_dir.display().to_string();
-    let launcher = crate::launch::default_launcher(&config.sandbox);
-    crate::serve::serve(store, config, launcher, move |local| {
+    let (launcher, installs) = crate::launch::launchers(&config, None);
+    crate::serve::serve(store, config, launcher, installs, move |local| {
         let _ = print_welcome(local, &data_dir_text, &secret, &token.secret);
     })
     .await

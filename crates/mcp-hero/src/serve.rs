@@ -9,7 +9,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Environment, ServeConfig, ServeFlags, StoreConfig, StoreFlags};
 use crate::http::{AppState, router};
-use crate::launch::InsecurePlainProcesses;
+use crate::images::ImagesSetup;
 use mcp::launcher::Launcher;
 use std::sync::Arc;
 
@@ -25,19 +25,19 @@ pub async fn run(
     let store_config = StoreConfig::resolve(env, store_flags)?;
     let serve_config = store_config.serve_config(env, serve_flags)?;
     let store = crate::admin::open_store(env, &store_config).await?;
-    let launcher: Arc<dyn Launcher> = if serve_config.insecure_no_sandbox {
-        Arc::new(InsecurePlainProcesses::new(env.path().map(str::to_owned)))
-    } else {
-        crate::launch::default_launcher(&serve_config.sandbox)
-    };
-    serve(store, serve_config, launcher, |_| ()).await
+    let (launcher, installs) =
+        crate::launch::launchers(&serve_config, env.path().map(str::to_owned));
+    serve(store, serve_config, launcher, installs, |_| ()).await
 }
 
 /// Serves the API until a shutdown signal; `on_listening` learns the bound address (port 0 works).
+/// Stdio servers start through `launcher`; packages install in `installs`, or fail saying why
+/// there is no runtime.
 pub async fn serve(
     store: store::Store,
     config: ServeConfig,
     launcher: Arc<dyn Launcher>,
+    installs: Result<sandbox::Sandboxes, String>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     if config.insecure_no_sandbox {
@@ -52,10 +52,18 @@ pub async fn serve(
     );
     let gateway = mcp::Gateway::new(config.gateway.clone(), launcher)
         .context("cannot start the MCP data plane")?;
-    let app = router(
-        AppState::new(store.clone(), gateway.clone()),
-        config.max_body_bytes,
+    let state = AppState::with_images(
+        store.clone(),
+        gateway.clone(),
+        ImagesSetup {
+            config: config.images.clone(),
+            runtime: installs,
+        },
     );
+    // Before any request can start an install: resume the installs a crash interrupted (they
+    // run on in the background) and remove what no image owns.
+    state.images.upkeep().await;
+    let app = router(state, config.max_body_bytes);
     // Ending the sessions first closes their SSE streams, so draining does not wait on them.
     let stop = {
         let gateway = gateway.clone();

@@ -117,6 +117,9 @@ async fn fixture() -> Fixture {
                 exposure: Exposure::Prefixed,
                 enabled: true,
                 internal: false,
+                package: Some(
+                    store::Package::parse(store::PackageKind::Npm, "server-files@1.0.0").unwrap(),
+                ),
             },
         )
         .await
@@ -258,6 +261,8 @@ async fn openapi_document_covers_every_route() {
         "DELETE /api/v1/servers/{server_id}",
         "GET /api/v1/servers/{server_id}",
         "PATCH /api/v1/servers/{server_id}",
+        "GET /api/v1/servers/{server_id}/image",
+        "POST /api/v1/servers/{server_id}/image/reinstall",
         "GET /api/v1/tool-rules",
         "POST /api/v1/tool-rules",
         "DELETE /api/v1/tool-rules/{rule_id}",
@@ -322,6 +327,14 @@ fn matrix_row(
             ("PATCH", "/api/v1/servers/{server_id}"),
             (server.clone(), Some(r#"{"enabled":false}"#)),
         ),
+        (
+            ("GET", "/api/v1/servers/{server_id}/image"),
+            (server.clone(), None),
+        ),
+        (
+            ("POST", "/api/v1/servers/{server_id}/image/reinstall"),
+            (server.clone(), None),
+        ),
         (("DELETE", "/api/v1/servers/{server_id}"), (server, None)),
         (
             ("DELETE", "/api/v1/tool-rules/{rule_id}"),
@@ -354,7 +367,7 @@ async fn s8_cross_tenant_matrix() {
         let (id, body) = matrix_row(&fixture, &method, &path).unwrap_or_else(|| {
             panic!("{method} {path} takes an id but is missing from the cross-tenant matrix")
         });
-        let concrete = path.split('{').next().unwrap().to_owned() + &id;
+        let concrete = with_ids(&path, |_| id.clone());
         // Organization B's owner aims at A's object: exactly like an id that does not exist.
         let answer = call(
             &fixture.app,
@@ -370,8 +383,7 @@ async fn s8_cross_tenant_matrix() {
             "{method} {concrete}: {}",
             answer.text
         );
-        let nonexistent =
-            path.split('{').next().unwrap().to_owned() + "00000000-0000-0000-0000-000000000000";
+        let nonexistent = with_ids(&path, |_| "00000000-0000-0000-0000-000000000000".to_owned());
         let baseline = call(
             &fixture.app,
             method.clone(),
@@ -389,7 +401,7 @@ async fn s8_cross_tenant_matrix() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 11);
+    assert_eq!(checked, 13);
 
     // B's lists never show A's people, ids, tokens, servers or rules.
     let a_markers = [
@@ -928,6 +940,7 @@ async fn s7_roles_decide_who_manages_servers_and_tool_rules() {
     let writes = [
         (Method::POST, "/api/v1/servers".to_owned(), Some(new_server)),
         (Method::PATCH, server.clone(), Some(r#"{"enabled":false}"#)),
+        (Method::POST, format!("{server}/image/reinstall"), None),
         (Method::DELETE, server.clone(), None),
         (
             Method::POST,
@@ -936,7 +949,8 @@ async fn s7_roles_decide_who_manages_servers_and_tool_rules() {
         ),
         (Method::DELETE, rule.clone(), None),
     ];
-    let reads = ["/api/v1/servers", &server, "/api/v1/tool-rules"];
+    let image = format!("{server}/image");
+    let reads = ["/api/v1/servers", &server, &image, "/api/v1/tool-rules"];
     for (token, role) in [(&viewer, "viewer"), (&fixture.carol_token, "member")] {
         for path in reads {
             let answer = call(app, Method::GET, path, Some(token), None).await;
@@ -960,6 +974,7 @@ async fn s7_roles_decide_who_manages_servers_and_tool_rules() {
     let expected = [
         StatusCode::CREATED,
         StatusCode::OK,
+        StatusCode::ACCEPTED,
         StatusCode::NO_CONTENT,
         StatusCode::CREATED,
         StatusCode::NO_CONTENT,
@@ -972,7 +987,7 @@ async fn s7_roles_decide_who_manages_servers_and_tool_rules() {
             answer.text
         );
     }
-    assert_eq!(fixture.changes.take().len(), 5);
+    assert_eq!(fixture.changes.take().len(), 6);
     let owner_creates = call(
         app,
         Method::POST,
@@ -1202,6 +1217,8 @@ async fn servers_and_rules_round_trip_and_every_committed_change_is_reported() {
             "exposure": "prefixed",
             "enabled": false,
             "internal": true,
+            "package": null,
+            "image": null,
             "created_at": docs["created_at"],
             "updated_at": docs["updated_at"],
             "revision": 1,
@@ -1375,5 +1392,193 @@ async fn servers_and_rules_round_trip_and_every_committed_change_is_reported() {
             },
             Change::Member { org, user: dave },
         ]
+    );
+}
+
+/// Packages are checked strictly, the field named; a server's image shows in the server and at
+/// `/image`; without an install runtime the install fails saying why; no package, no image.
+#[tokio::test]
+async fn packages_are_checked_and_their_image_is_shown() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let alice = Some(fixture.alice.as_str());
+    let create = |body: String| {
+        call(
+            app,
+            Method::POST,
+            "/api/v1/servers",
+            alice,
+            Some(Box::leak(body.into_boxed_str())),
+        )
+    };
+    let stdio = |package: &str| {
+        format!(
+            r#"{{"name":"pkg","transport":{{"type":"stdio","command":"mcp-server-time"}},"package":{package}}}"#
+        )
+    };
+    for (package, message) in [
+        (
+            r#"{"type":"npm","spec":"left-pad"}"#,
+            "invalid package: an npm package is `name@1.2.3`",
+        ),
+        (
+            r#"{"type":"npm","spec":"left-pad@latest"}"#,
+            "\"latest\" is not an exact version",
+        ),
+        (
+            r#"{"type":"pypi","spec":"mcp>=1.0"}"#,
+            "invalid package: a PyPI package is `name==1.2.3`",
+        ),
+        (
+            r#"{"type":"binary","spec":"/usr/bin/env"}"#,
+            "invalid package: binary packages need images.binaries_dir",
+        ),
+        (
+            r#"{"type":"binary","spec":"relative"}"#,
+            "invalid package: a binary is the absolute path",
+        ),
+        (
+            r#"{"type":"cargo","spec":"x@1.0.0"}"#,
+            "unknown variant `cargo`",
+        ),
+        (
+            r#"{"type":"npm","spec":"x@1.0.0","integrity":"sha"}"#,
+            "unknown field `integrity`",
+        ),
+    ] {
+        let answer = create(stdio(package)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{package}: {}",
+            answer.text
+        );
+        let got = answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            got.contains(message),
+            "{package}: expected {message:?} in {got:?}"
+        );
+    }
+    let remote = create(
+        r#"{"name":"docs","transport":{"type":"streamable_http","url":"https://docs.example/mcp"},"package":{"type":"npm","spec":"x@1.0.0"}}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(remote.status, StatusCode::BAD_REQUEST, "{}", remote.text);
+    assert!(
+        remote.text.contains("invalid package: only a stdio server"),
+        "{}",
+        remote.text
+    );
+    assert_eq!(
+        fixture
+            .store
+            .list_servers(&fixture.scope_a)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "nothing was created"
+    );
+
+    let created = create(stdio(
+        r#"{"type":"pypi","spec":"mcp-server-time==2026.10.19"}"#,
+    ))
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let server = created.json();
+    assert_eq!(
+        server["package"],
+        json!({"type": "pypi", "spec": "mcp-server-time==2026.10.19"})
+    );
+    assert_eq!(server["image"]["generation"], 1);
+    let id = server["id"].as_str().unwrap().to_owned();
+    let image_path = format!("/api/v1/servers/{id}/image");
+    // This gateway has no install runtime: the install fails, and says so.
+    let mut image = Value::Null;
+    for _ in 0..100 {
+        image = call(
+            app,
+            Method::GET,
+            &image_path,
+            Some(&fixture.carol_token),
+            None,
+        )
+        .await
+        .json();
+        if image["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(image["state"], "failed", "{image}");
+    assert!(
+        image["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("installs need the sandbox runtime"),
+        "{image}"
+    );
+    assert_eq!(image["package"]["spec"], "mcp-server-time==2026.10.19");
+
+    let reinstalled = call(
+        app,
+        Method::POST,
+        &format!("{image_path}/reinstall"),
+        alice,
+        None,
+    )
+    .await;
+    assert_eq!(
+        reinstalled.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        reinstalled.text
+    );
+    assert_eq!(reinstalled.json()["generation"], 2);
+    assert_eq!(reinstalled.json()["state"], "pending");
+
+    // Removing the package removes the image.
+    let bare = call(
+        app,
+        Method::PATCH,
+        &format!("/api/v1/servers/{id}"),
+        alice,
+        Some(r#"{"package":null}"#),
+    )
+    .await;
+    assert_eq!(bare.status, StatusCode::OK, "{}", bare.text);
+    assert_eq!(
+        (bare.json()["package"].clone(), bare.json()["image"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let gone = call(app, Method::GET, &image_path, alice, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let nothing = call(
+        app,
+        Method::POST,
+        &format!("{image_path}/reinstall"),
+        alice,
+        None,
+    )
+    .await;
+    assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
+    assert!(nothing.text.contains("has no package"), "{}", nothing.text);
+    // A PATCH without `package` keeps what is there.
+    let renamed = call(
+        app,
+        Method::PATCH,
+        &format!("/api/v1/servers/{}", fixture.server_id),
+        alice,
+        Some(r#"{"name":"files2"}"#),
+    )
+    .await;
+    assert_eq!(
+        renamed.json()["package"]["spec"],
+        "server-files@1.0.0",
+        "{}",
+        renamed.text
     );
 }

@@ -16,6 +16,10 @@ pub struct StdioCommand {
     pub args: Vec<String>,
     /// Its working directory, when the server has one.
     pub working_dir: Option<String>,
+    /// The read-only directory its installed package lives in, which the launcher makes
+    /// available to it (the sandbox mounts it at `/opt/mcp-server`); `None` when the server has
+    /// no package. A new install is a new directory, so the command changes with it.
+    pub image: Option<std::path::PathBuf>,
 }
 
 /// Who a launch is for, so a launcher can label, account and log it.
@@ -111,6 +115,11 @@ impl Launcher for PlainProcessLauncher {
         _label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
         Box::pin(async move {
+            if command.image.is_some() {
+                return Err(LaunchError::Refused(
+                    "runs from an install image, which only the sandbox runtime mounts".into(),
+                ));
+            }
             let mut child = tokio::process::Command::new(&command.command);
             child
                 .args(&command.args)
@@ -223,6 +232,7 @@ mod tests {
             command: "env".into(),
             args: Vec::new(),
             working_dir: None,
+            image: None,
         };
         let label = LaunchLabel {
             org: "o".into(),

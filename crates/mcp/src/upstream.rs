@@ -59,6 +59,12 @@ pub enum UpstreamTransport {
         /// An admin allowed private, loopback and link-local destinations for it.
         internal: bool,
     },
+    /// A server that cannot run now (its package is still installing, say): every session
+    /// that has it fails it at once with `reason`.
+    Unavailable {
+        /// Why, in words for the client and the session status.
+        reason: String,
+    },
 }
 
 /// Which of an upstream's lists.
@@ -314,6 +320,7 @@ impl Connection {
                 shared.clone(),
                 context.limits.max_message_bytes,
             )?),
+            UpstreamTransport::Unavailable { reason } => return Err(reason.clone()),
         };
         let mut connection = Connection {
             shared,

@@ -3,7 +3,8 @@
 //! Main types: [`Store`] (a connection pool plus the vault), [`OrgScope`] (the proof a caller was
 //! authenticated into one organization), [`Principal`] (who is calling), and the row views each
 //! repository returns ([`Server`] and [`ToolRuleView`] among them; [`Store::tool_rules`] gives the
-//! data plane the rules `auth::tool_access` decides with).
+//! data plane the rules `auth::tool_access` decides with). A stdio server may name a [`Package`];
+//! its install image's state ([`ImageStatus`]) is kept per generation of installs.
 //!
 //! Invariant (S8): every function that reads or writes tenant data takes an [`OrgScope`], and
 //! every such query filters on its organization id, so a row of another organization answers
@@ -19,6 +20,7 @@
 mod connect;
 mod error;
 mod ids;
+mod images;
 mod key_check;
 mod members;
 mod migrate;
@@ -35,6 +37,10 @@ use std::sync::Arc;
 pub use connect::{Backend, DatabaseLocation};
 pub use error::StoreError;
 pub use ids::{OrgId, ServerId, TokenId, ToolRuleId, UserId, VariableId, normalize_email};
+pub use images::{
+    ImagePhase, ImageReport, ImageState, ImageStatus, ImageUpkeep, MAX_IMAGE_ERROR_BYTES,
+    MAX_PACKAGE_SPEC_BYTES, Package, PackageKind,
+};
 pub use members::Member;
 pub use orgs::{Organization, validate_slug};
 pub use sealed::RotationReport;

@@ -21,6 +21,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_servers.sql"),
         include_str!("../migrations/postgres/0002_servers.sql"),
     ),
+    (
+        3,
+        "images",
+        include_str!("../migrations/sqlite/0003_images.sql"),
+        include_str!("../migrations/postgres/0003_images.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

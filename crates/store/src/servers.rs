@@ -8,13 +8,17 @@
 //! collide under one name. Every update bumps `revision`, so the data plane can tell a server it
 //! holds a connection to from the one now stored.
 //!
-//! Deliberately left out here: variables attached to servers, install images and live status
-//! (issues 4, 5 and the data plane).
+//! A stdio server may name a [`Package`]; its install image's state comes with every read (see
+//! [`crate::images`]). Changing the package starts a new image generation.
+//!
+//! Deliberately left out here: variables attached to servers and live status (issue 5 and the
+//! data plane).
 
 use auth::{ManageServers, Permit};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::images::{ImageStatus, Package, image_from_row, package_from_row};
 use crate::{OrgScope, ServerId, Store, StoreError, unix_now};
 
 /// Most arguments a stdio server's command may take.
@@ -89,6 +93,10 @@ pub struct Server {
     /// Whether an admin allowed this remote server on a private or loopback address (the egress
     /// guard refuses such addresses otherwise). Meaningless for stdio servers.
     pub internal: bool,
+    /// The package its program comes from (stdio servers only), installed into its image.
+    pub package: Option<Package>,
+    /// Its install image, present exactly when it has a package.
+    pub image: Option<ImageStatus>,
     /// When it was registered (Unix seconds).
     pub created_at: i64,
     /// When it last changed (Unix seconds).
@@ -110,6 +118,8 @@ pub struct NewServer {
     pub enabled: bool,
     /// See [`Server::internal`].
     pub internal: bool,
+    /// See [`Server::package`].
+    pub package: Option<Package>,
 }
 
 /// A partial update: each `Some` replaces that field, each `None` keeps it. The transport is
@@ -126,14 +136,22 @@ pub struct ServerUpdate {
     pub enabled: Option<bool>,
     /// Allow or refuse a private address.
     pub internal: Option<bool>,
+    /// Set (`Some(Some(_))`) or remove (`Some(None)`) the package.
+    pub package: Option<Option<Package>>,
 }
 
 /// The server query with a tail appended; a macro so the SQL stays a `&'static str`.
 macro_rules! select_servers {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, transport, command, args, working_dir, url, exposure, enabled, internal, \
-             created_at, updated_at, revision FROM servers WHERE org_id = $1",
+            "SELECT s.id, s.name, s.transport, s.command, s.args, s.working_dir, s.url, s.exposure, \
+             s.enabled, s.internal, s.created_at, s.updated_at, s.revision, s.package_kind, \
+             s.package_spec, i.generation AS image_generation, i.state AS image_state, \
+             i.phase AS image_phase, i.progress AS image_progress, i.error AS image_error, \
+             i.size_bytes AS image_size_bytes, i.installed_at AS image_installed_at, \
+             i.updated_at AS image_updated_at \
+             FROM servers s LEFT JOIN server_images i ON i.server_id = s.id AND i.org_id = s.org_id \
+             WHERE s.org_id = $1",
             $tail
         )
     };
@@ -175,6 +193,8 @@ impl Server {
             exposure,
             enabled: flag(row, "enabled")?,
             internal: flag(row, "internal")?,
+            package: package_from_row(row)?,
+            image: image_from_row(row)?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             revision: row.try_get("revision")?,
@@ -309,7 +329,14 @@ fn validate_url(text: &str) -> Result<(), StoreError> {
 
 fn validate(server: &NewServer) -> Result<(), StoreError> {
     validate_server_name(&server.name)?;
-    validate_transport(&server.transport)
+    validate_transport(&server.transport)?;
+    if server.package.is_some() && !matches!(server.transport, ServerTransport::Stdio { .. }) {
+        return Err(invalid(
+            "package",
+            "only a stdio server runs from a package; a remote server has none",
+        ));
+    }
+    Ok(())
 }
 
 /// The columns a transport is stored in: (command, args JSON, working_dir, url).
@@ -387,18 +414,29 @@ async fn check_exposure(
     Ok(())
 }
 
-async fn fetch_server(
+pub(crate) async fn fetch_server(
     executor: impl sqlx::Executor<'_, Database = Any>,
     scope: &OrgScope,
     id: &ServerId,
 ) -> Result<Server, StoreError> {
-    let row = sqlx::query(select_servers!(" AND id = $2"))
+    let row = sqlx::query(select_servers!(" AND s.id = $2"))
         .bind(scope.org_id().as_str())
         .bind(id.as_str())
         .fetch_optional(executor)
         .await?
         .ok_or(StoreError::NotFound("server"))?;
     Server::from_row(&row)
+}
+
+/// The package columns: (kind, spec).
+fn package_columns(package: Option<&Package>) -> (Option<&'static str>, Option<String>) {
+    match package {
+        Some(package) => (
+            Some(package.kind().as_str()),
+            Some(package.spec().to_owned()),
+        ),
+        None => (None, None),
+    }
 }
 
 fn name_taken(name: &str) -> impl FnOnce() -> String + '_ {
@@ -408,7 +446,7 @@ fn name_taken(name: &str) -> impl FnOnce() -> String + '_ {
 impl Store {
     /// Every server of the scoped organization, by name.
     pub async fn list_servers(&self, scope: &OrgScope) -> Result<Vec<Server>, StoreError> {
-        let rows = sqlx::query(select_servers!(" ORDER BY name"))
+        let rows = sqlx::query(select_servers!(" ORDER BY s.name"))
             .bind(scope.org_id().as_str())
             .fetch_all(&self.pool)
             .await?;
@@ -420,7 +458,8 @@ impl Store {
         fetch_server(&self.pool, scope, id).await
     }
 
-    /// Registers a server after checking its name, transport and exposure.
+    /// Registers a server after checking its name, transport and exposure; a package starts the
+    /// first generation of its image, pending.
     pub async fn create_server(
         &self,
         scope: &OrgScope,
@@ -429,6 +468,7 @@ impl Store {
     ) -> Result<Server, StoreError> {
         validate(&server)?;
         let (command, args, working_dir, url) = transport_columns(&server.transport)?;
+        let (package_kind, package_spec) = package_columns(server.package.as_ref());
         let id = ServerId::random();
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
@@ -436,8 +476,8 @@ impl Store {
         check_exposure(&mut tx, scope, &id, &server).await?;
         sqlx::query(
             "INSERT INTO servers (id, org_id, name, transport, command, args, working_dir, url, exposure, \
-             enabled, internal, created_at, updated_at, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1)",
+             enabled, internal, created_at, updated_at, revision, package_kind, package_spec, image_generation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, $13, $14, 0)",
         )
         .bind(id.as_str())
         .bind(scope.org_id().as_str())
@@ -451,15 +491,21 @@ impl Store {
         .bind(i64::from(server.enabled))
         .bind(i64::from(server.internal))
         .bind(now)
+        .bind(package_kind)
+        .bind(package_spec)
         .execute(&mut *tx)
         .await
         .map_err(|e| crate::error::conflict_on_unique(e, name_taken(&server.name)))?;
+        if server.package.is_some() {
+            crate::images::start_generation(&mut tx, scope, &id).await?;
+        }
         let created = fetch_server(&mut *tx, scope, &id).await?;
         tx.commit().await?;
         Ok(created)
     }
 
     /// Changes the fields `update` names, checks the result as a whole, and bumps the revision.
+    /// A different package starts a new generation of the image; no package drops it.
     pub async fn update_server(
         &self,
         scope: &OrgScope,
@@ -476,13 +522,16 @@ impl Store {
             exposure: update.exposure.unwrap_or(current.exposure),
             enabled: update.enabled.unwrap_or(current.enabled),
             internal: update.internal.unwrap_or(current.internal),
+            package: update.package.unwrap_or_else(|| current.package.clone()),
         };
         validate(&next)?;
         check_exposure(&mut tx, scope, id, &next).await?;
         let (command, args, working_dir, url) = transport_columns(&next.transport)?;
+        let (package_kind, package_spec) = package_columns(next.package.as_ref());
         sqlx::query(
             "UPDATE servers SET name = $1, transport = $2, command = $3, args = $4, working_dir = $5, \
-             url = $6, exposure = $7, enabled = $8, internal = $9, updated_at = $10, revision = revision + 1 \
+             url = $6, exposure = $7, enabled = $8, internal = $9, updated_at = $10, revision = revision + 1, \
+             package_kind = $13, package_spec = $14 \
              WHERE org_id = $11 AND id = $12",
         )
         .bind(next.name.as_str())
@@ -497,15 +546,25 @@ impl Store {
         .bind(unix_now())
         .bind(scope.org_id().as_str())
         .bind(id.as_str())
+        .bind(package_kind)
+        .bind(package_spec)
         .execute(&mut *tx)
         .await
         .map_err(|e| crate::error::conflict_on_unique(e, name_taken(&next.name)))?;
+        match (&current.package, &next.package) {
+            (before, Some(after)) if before.as_ref() != Some(after) => {
+                crate::images::start_generation(&mut tx, scope, id).await?;
+            }
+            (Some(_), None) => crate::images::drop_image(&mut tx, scope, id).await?,
+            _ => {}
+        }
         let updated = fetch_server(&mut *tx, scope, id).await?;
         tx.commit().await?;
         Ok(updated)
     }
 
-    /// Deletes a server (S19: what hangs off a server arrives with issue 5 and goes with it).
+    /// Deletes a server and its image's state (S19: what hangs off a server arrives with issue 5
+    /// and goes with it; the image's directory is the gateway's to remove).
     pub async fn delete_server(
         &self,
         scope: &OrgScope,

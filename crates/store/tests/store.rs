@@ -19,8 +19,9 @@ use auth::{ManageMembers, ManageServers, Role, authorize};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use store::{
-    DatabaseLocation, Exposure, NewServer, ServerId, ServerTransport, ServerUpdate, Store,
-    StoreError, TokenOwner, TokenRejection, ToolRuleId, UserId, VariableKind,
+    DatabaseLocation, Exposure, ImagePhase, ImageReport, ImageState, NewServer, Package,
+    PackageKind, ServerId, ServerTransport, ServerUpdate, Store, StoreError, TokenOwner,
+    TokenRejection, ToolRuleId, UserId, VariableKind,
 };
 use vault::{RootSecret, Vault};
 
@@ -214,6 +215,7 @@ both_backends!(
     s7_migration_seeds_default_rules_for_existing_organizations,
     s7_tool_rules_are_unique_and_leave_with_their_member,
     s20_servers_and_rules_go_with_their_organization,
+    images_follow_their_package_one_generation_at_a_time,
 );
 
 async fn s11_key_check_refuses_a_wrong_secret(db: &TestDb) {
@@ -956,6 +958,7 @@ fn stdio_server(name: &str) -> NewServer {
         exposure: Exposure::Prefixed,
         enabled: true,
         internal: false,
+        package: None,
     }
 }
 
@@ -1669,4 +1672,244 @@ async fn s20_servers_and_rules_go_with_their_organization(db: &TestDb) {
     }
     assert_eq!(store.list_servers(&scope_b).await.unwrap().len(), 1);
     assert_eq!(store.list_tool_rules(&scope_b).await.unwrap().len(), 3);
+}
+
+fn npm(spec: &str) -> Package {
+    Package::parse(PackageKind::Npm, spec).unwrap()
+}
+
+/// A package starts an image generation; reports of any other generation, of another
+/// organization or after the end change nothing; removing the package drops the image, and the
+/// generation only ever goes up (so no install directory is reused).
+async fn images_follow_their_package_one_generation_at_a_time(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (scope_b, _, _) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let plain = store
+        .create_server(&scope, &permit, stdio_server("plain"))
+        .await
+        .unwrap();
+    assert_eq!((plain.package, plain.image), (None, None));
+    let created = store
+        .create_server(
+            &scope,
+            &permit,
+            NewServer {
+                package: Some(npm("left-pad@1.3.0")),
+                ..stdio_server("pad")
+            },
+        )
+        .await
+        .unwrap();
+    let id = created.id.clone();
+    assert_eq!(created.package, Some(npm("left-pad@1.3.0")));
+    let image = created.image.unwrap();
+    assert_eq!(
+        (image.generation, image.state, image.phase, image.progress),
+        (1, ImageState::Pending, ImagePhase::Queued, 0)
+    );
+    let image_of = async |store: &Store| store.server(&scope, &id).await.unwrap().image;
+
+    let progress = |phase, progress| ImageReport::Progress { phase, progress };
+    assert!(
+        store
+            .report_image(&scope, &id, 1, progress(ImagePhase::Resolving, 5))
+            .await
+            .unwrap()
+    );
+    let image = image_of(&store).await.unwrap();
+    assert_eq!(
+        (image.state, image.phase, image.progress),
+        (ImageState::Installing, ImagePhase::Resolving, 5)
+    );
+    for (scope, generation) in [(&scope, 0), (&scope, 2), (&scope_b, 1)] {
+        assert!(
+            !store
+                .report_image(scope, &id, generation, progress(ImagePhase::Linking, 90))
+                .await
+                .unwrap(),
+            "generation {generation}"
+        );
+    }
+    assert_eq!(image_of(&store).await.unwrap().phase, ImagePhase::Resolving);
+
+    // Updates that keep the package keep the image; a new package starts generation 2.
+    let renamed = store
+        .update_server(
+            &scope,
+            &permit,
+            &id,
+            ServerUpdate {
+                name: Some("pad2".into()),
+                package: Some(Some(npm("left-pad@1.3.0"))),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.image.unwrap().generation, 1);
+    let changed = store
+        .update_server(
+            &scope,
+            &permit,
+            &id,
+            ServerUpdate {
+                package: Some(Some(npm("left-pad@1.2.0"))),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let image = changed.image.unwrap();
+    assert_eq!((image.generation, image.state), (2, ImageState::Pending));
+    assert!(
+        !store
+            .report_image(&scope, &id, 1, ImageReport::Ready { size_bytes: 1 })
+            .await
+            .unwrap(),
+        "a superseded install cannot finish"
+    );
+    assert!(
+        store
+            .report_image(&scope, &id, 2, ImageReport::Ready { size_bytes: 4096 })
+            .await
+            .unwrap()
+    );
+    let image = image_of(&store).await.unwrap();
+    assert_eq!(
+        (image.state, image.phase, image.progress, image.size_bytes),
+        (ImageState::Ready, ImagePhase::Done, 100, Some(4096))
+    );
+    assert!(image.installed_at.is_some());
+    assert!(
+        !store
+            .report_image(&scope, &id, 2, progress(ImagePhase::Resolving, 1))
+            .await
+            .unwrap(),
+        "a finished generation stays finished"
+    );
+
+    // A reinstall is generation 3; a failure keeps the phase it failed in and a bounded reason.
+    let reinstalled = store.reinstall_image(&scope, &permit, &id).await.unwrap();
+    assert_eq!(reinstalled.image.as_ref().unwrap().generation, 3);
+    assert_eq!(
+        reinstalled.revision, changed.revision,
+        "a reinstall is no config change"
+    );
+    store
+        .report_image(&scope, &id, 3, progress(ImagePhase::Downloading, 40))
+        .await
+        .unwrap();
+    let long = "e".repeat(5000);
+    assert!(
+        store
+            .report_image(
+                &scope,
+                &id,
+                3,
+                ImageReport::Failed {
+                    phase: ImagePhase::Downloading,
+                    error: long
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let image = image_of(&store).await.unwrap();
+    assert_eq!(
+        (image.state, image.phase, image.progress),
+        (ImageState::Failed, ImagePhase::Downloading, 40)
+    );
+    assert_eq!(image.error.unwrap().len(), store::MAX_IMAGE_ERROR_BYTES);
+    assert!(matches!(
+        store.reinstall_image(&scope_b, &permit, &id).await,
+        Err(StoreError::NotFound("server"))
+    ));
+
+    let upkeep = store.images_for_upkeep().await.unwrap();
+    assert_eq!(upkeep.len(), 1);
+    assert_eq!(
+        (
+            &upkeep[0].scope,
+            &upkeep[0].server,
+            upkeep[0].status.generation
+        ),
+        (&scope, &id, 3)
+    );
+
+    // No package, no image; a package again continues the count.
+    let bare = store
+        .update_server(
+            &scope,
+            &permit,
+            &id,
+            ServerUpdate {
+                package: Some(None),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((bare.package, bare.image), (None, None));
+    assert!(store.images_for_upkeep().await.unwrap().is_empty());
+    assert_invalid(store.reinstall_image(&scope, &permit, &id).await, "package");
+    let again = store
+        .update_server(
+            &scope,
+            &permit,
+            &id,
+            ServerUpdate {
+                package: Some(Some(npm("left-pad@1.3.0"))),
+                ..ServerUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.image.unwrap().generation, 4);
+
+    // Only stdio servers have a package.
+    assert_invalid(
+        store
+            .create_server(
+                &scope,
+                &permit,
+                NewServer {
+                    package: Some(npm("left-pad@1.3.0")),
+                    ..remote_server("docs", "https://mcp.example.com/mcp")
+                },
+            )
+            .await,
+        "package",
+    );
+    assert_invalid(
+        store
+            .update_server(
+                &scope,
+                &permit,
+                &id,
+                ServerUpdate {
+                    transport: Some(ServerTransport::StreamableHttp {
+                        url: "https://mcp.example.com/mcp".into(),
+                    }),
+                    ..ServerUpdate::default()
+                },
+            )
+            .await,
+        "package",
+    );
+
+    // The image's state goes with its server.
+    store.delete_server(&scope, &permit, &id).await.unwrap();
+    assert!(store.images_for_upkeep().await.unwrap().is_empty());
+    let rows = db
+        .query_strings("SELECT server_id FROM server_images")
+        .await;
+    assert!(rows.is_empty(), "{rows:?}");
 }

@@ -245,3 +245,45 @@ fn mcp_settings_come_from_env_and_file_and_bad_values_are_named() {
         "{too_small}"
     );
 }
+
+/// `[images]`: the image directory defaults to an absolute path in the data directory; bad keys
+/// and values are named.
+#[test]
+fn image_settings_default_into_the_data_dir_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve_with = |file: &str| {
+        let path = dir.path().join("mcp-hero.toml");
+        std::fs::write(&path, file).unwrap();
+        let flags = StoreFlags {
+            data_dir: Some(dir.path().join("data")),
+            config: Some(path),
+        };
+        StoreConfig::resolve(&env(&[]), &flags)?.serve_config(&env(&[]), &ServeFlags::default())
+    };
+    let defaults = serve_with("").unwrap();
+    let images_dir = defaults.images.dir.unwrap();
+    assert!(images_dir.is_absolute());
+    assert_eq!(images_dir, dir.path().join("data/images"));
+    assert_eq!(defaults.images.registries.len(), 3);
+
+    let set = serve_with("[images]\ndir = \"/srv/images\"\nbinaries_dir = \"/srv/bin\"\n").unwrap();
+    assert_eq!(set.images.dir.unwrap(), PathBuf::from("/srv/images"));
+    let empty = serve_with("[images]\nregistries = []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        empty.contains("images.registries must name at least one host"),
+        "{empty}"
+    );
+    let relative = serve_with("[images]\nbinaries_dir = \"bin\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        relative.contains("images.binaries_dir must be an absolute path"),
+        "{relative}"
+    );
+    let unknown = serve_with("[images]\nregistry = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("unknown field `registry`"), "{unknown}");
+}

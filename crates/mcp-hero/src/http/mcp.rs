@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Caller;
+use crate::images::ImageDirs;
 
 /// Passes only requests whose `Host` and `Origin` the gateway accepts (DNS rebinding, 403);
 /// it runs before authentication.
@@ -83,10 +84,11 @@ pub async fn mcp_post(
         Err(error) => return error.into_response(),
     };
     let store = state.store.clone();
+    let images = state.images.dirs().clone();
     state
         .gateway
         .post(owner, &headers, body, async move || {
-            plan(&store, &caller).await
+            plan(&store, &images, &caller).await
         })
         .await
 }
@@ -144,7 +146,11 @@ pub async fn mcp_delete(
 }
 
 /// The servers a new session connects to and the member's tool access.
-async fn plan(store: &Store, caller: &Principal) -> Result<SessionPlan, PlanError> {
+async fn plan(
+    store: &Store,
+    images: &ImageDirs,
+    caller: &Principal,
+) -> Result<SessionPlan, PlanError> {
     let failed = |error: store::StoreError| {
         tracing::error!(%error, "could not load servers for a new MCP session");
         PlanError("the database did not answer; try again".to_owned())
@@ -152,13 +158,14 @@ async fn plan(store: &Store, caller: &Principal) -> Result<SessionPlan, PlanErro
     let servers = store.list_servers(&caller.scope).await.map_err(failed)?;
     let rules = store.tool_rules(&caller.scope).await.map_err(failed)?;
     Ok(SessionPlan {
-        servers: upstream_specs(&servers),
+        servers: upstream_specs(&servers, images),
         access: MemberToolAccess::for_member(&rules, caller.role, &caller.user_id),
     })
 }
 
-/// The enabled servers, as the data plane wants them.
-pub fn upstream_specs(servers: &[Server]) -> Vec<UpstreamSpec> {
+/// The enabled servers, as the data plane wants them. A server with a package runs from its
+/// image once that is ready; until then every session fails it with the reason.
+pub fn upstream_specs(servers: &[Server], images: &ImageDirs) -> Vec<UpstreamSpec> {
     servers
         .iter()
         .filter(|server| server.enabled)
@@ -175,11 +182,15 @@ pub fn upstream_specs(servers: &[Server]) -> Vec<UpstreamSpec> {
                     command,
                     args,
                     working_dir,
-                } => UpstreamTransport::Stdio(mcp::launcher::StdioCommand {
-                    command: command.clone(),
-                    args: args.clone(),
-                    working_dir: working_dir.clone(),
-                }),
+                } => images.session_transport(
+                    server,
+                    mcp::launcher::StdioCommand {
+                        command: command.clone(),
+                        args: args.clone(),
+                        working_dir: working_dir.clone(),
+                        image: None,
+                    },
+                ),
                 ServerTransport::StreamableHttp { url } => UpstreamTransport::StreamableHttp {
                     url: url.clone(),
                     internal: server.internal,
@@ -263,11 +274,11 @@ pub struct DataPlaneSync {
 
 impl DataPlaneSync {
     /// Starts the worker that applies changes to `gateway`'s sessions.
-    pub fn start(store: Store, gateway: Arc<Gateway>) -> Self {
+    pub fn start(store: Store, gateway: Arc<Gateway>, images: ImageDirs) -> Self {
         let (changes, mut queue) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(change) = queue.recv().await {
-                apply(&store, &gateway, change).await;
+                apply(&store, &gateway, &images, change).await;
             }
         });
         DataPlaneSync { changes }
@@ -280,7 +291,12 @@ impl crate::changes::ChangeSink for DataPlaneSync {
     }
 }
 
-async fn apply(store: &Store, gateway: &Gateway, change: crate::changes::Change) {
+async fn apply(
+    store: &Store,
+    gateway: &Gateway,
+    images: &ImageDirs,
+    change: crate::changes::Change,
+) {
     use crate::changes::Change;
     match change {
         Change::Member { org, user } => gateway.end_sessions(
@@ -293,7 +309,7 @@ async fn apply(store: &Store, gateway: &Gateway, change: crate::changes::Change)
         ),
         Change::Server { scope, .. } => match store.list_servers(&scope).await {
             Ok(servers) => {
-                gateway.set_org_servers(scope.org_id().as_str(), &upstream_specs(&servers))
+                gateway.set_org_servers(scope.org_id().as_str(), &upstream_specs(&servers, images))
             }
             Err(error) => tracing::error!(%error, "could not reload servers for live sessions"),
         },

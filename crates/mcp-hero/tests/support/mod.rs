@@ -143,6 +143,8 @@ pub struct Gateway {
     pub victor: Member,
     pub olga: Member,
     pub gateway: Arc<mcp::Gateway>,
+    /// The installer of server packages.
+    pub images: mcp_hero::images::Images,
 }
 
 impl Gateway {
@@ -154,9 +156,25 @@ impl Gateway {
         Self::start_with_launcher(config, Arc::new(PlainProcessLauncher::new(None))).await
     }
 
+    /// A gateway whose stdio servers start through `launcher`; it installs no package.
     pub async fn start_with_launcher(
         config: mcp::GatewayConfig,
         launcher: Arc<dyn mcp::launcher::Launcher>,
+    ) -> Self {
+        Self::start_full(
+            config,
+            launcher,
+            mcp_hero::images::ImagesSetup::none("these tests install no packages"),
+        )
+        .await
+    }
+
+    /// A gateway whose stdio servers start through `launcher` and whose packages install as
+    /// `images` says.
+    pub async fn start_full(
+        config: mcp::GatewayConfig,
+        launcher: Arc<dyn mcp::launcher::Launcher>,
+        images: mcp_hero::images::ImagesSetup,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = vault::RootSecret::from_base64(ROOT_SECRET).unwrap();
@@ -206,7 +224,9 @@ impl Gateway {
         let olga = issue(other, olga_id).await;
 
         let gateway = mcp::Gateway::new(config, launcher).unwrap();
-        let app = router(AppState::new(store.clone(), gateway.clone()), 64 * 1024);
+        let state = AppState::with_images(store.clone(), gateway.clone(), images);
+        let images = state.images.clone();
+        let app = router(state, 64 * 1024);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -222,6 +242,7 @@ impl Gateway {
             victor,
             olga,
             gateway,
+            images,
         }
     }
 

@@ -1,12 +1,16 @@
 //! `/api/v1/servers`: the organization's MCP servers; any member reads, owners and admins change
-//! them (S7, S8), and every committed change is reported to the data plane.
+//! them (S7, S8), and every committed change is reported to the data plane. A stdio server may
+//! name a package, which the gateway installs into its image (`/api/v1/servers/{id}/image`).
 
 use auth::{ManageServers, authorize};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use store::{Exposure, NewServer, Server, ServerId, ServerTransport, ServerUpdate};
+use serde::{Deserialize, Deserializer, Serialize};
+use store::{
+    Exposure, ImageStatus, NewServer, Package, PackageKind, Server, ServerId, ServerTransport,
+    ServerUpdate,
+};
 use utoipa::ToSchema;
 
 use crate::changes::Change;
@@ -99,6 +103,103 @@ impl From<Exposure> for ExposureName {
     }
 }
 
+/// Which installer a package needs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageKindName {
+    /// `name@1.2.3` or `@scope/name@1.2.3`, from the npm registry.
+    Npm,
+    /// `name==1.2.3`, from PyPI.
+    Pypi,
+    /// The absolute path of a file the operator placed under the gateway's binaries directory.
+    Binary,
+}
+
+/// The package a stdio server runs from: installed once into its image, which every session
+/// mounts read-only at `/opt/mcp-server` (programs in `bin`, `node_modules/.bin` and
+/// `venv/bin` there are on the server's PATH).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageBody {
+    #[serde(rename = "type")]
+    kind: PackageKindName,
+    /// An exact version: `name@1.2.3`, `name==1.2.3`, or an absolute path for a binary.
+    spec: String,
+}
+
+impl PackageBody {
+    fn parse(self, state: &AppState) -> Result<Package, ApiError> {
+        let kind = match self.kind {
+            PackageKindName::Npm => PackageKind::Npm,
+            PackageKindName::Pypi => PackageKind::Pypi,
+            PackageKindName::Binary => PackageKind::Binary,
+        };
+        let package = Package::parse(kind, &self.spec)?;
+        state.images.check_package(&package)?;
+        Ok(package)
+    }
+}
+
+impl From<&Package> for PackageBody {
+    fn from(package: &Package) -> Self {
+        PackageBody {
+            kind: match package.kind() {
+                PackageKind::Npm => PackageKindName::Npm,
+                PackageKind::Pypi => PackageKindName::Pypi,
+                PackageKind::Binary => PackageKindName::Binary,
+            },
+            spec: package.spec().to_owned(),
+        }
+    }
+}
+
+/// A server's install image: where its install stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageView {
+    /// The package it holds.
+    package: PackageBody,
+    /// `pending`, `installing`, `ready` or `failed`; sessions run the server only when `ready`.
+    state: String,
+    /// `queued`, `preparing`, `resolving`, `downloading`, `linking`, `sealing` or `done`; for a
+    /// failed install, the phase it failed in.
+    phase: String,
+    /// Percent done, 0 to 100.
+    progress: u8,
+    /// Why the install failed.
+    error: Option<String>,
+    /// Bytes in the image's files, once ready.
+    size_bytes: Option<i64>,
+    /// Unix seconds; when it became ready.
+    installed_at: Option<i64>,
+    /// Unix seconds; when its state last changed.
+    updated_at: i64,
+    /// Goes up with every install of this server.
+    generation: i64,
+}
+
+impl ImageView {
+    fn of(package: &Package, image: &ImageStatus) -> Self {
+        ImageView {
+            package: package.into(),
+            state: image.state.as_str().to_owned(),
+            phase: image.phase.as_str().to_owned(),
+            progress: image.progress,
+            error: image.error.clone(),
+            size_bytes: image.size_bytes,
+            installed_at: image.installed_at,
+            updated_at: image.updated_at,
+            generation: image.generation,
+        }
+    }
+
+    fn of_server(server: &Server) -> Option<Self> {
+        Some(ImageView::of(
+            server.package.as_ref()?,
+            server.image.as_ref()?,
+        ))
+    }
+}
+
 /// A registered MCP server.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerView {
@@ -109,6 +210,10 @@ pub struct ServerView {
     enabled: bool,
     /// Whether an admin allowed this remote server on a private or loopback address.
     internal: bool,
+    /// The package its program comes from (stdio servers only).
+    package: Option<PackageBody>,
+    /// Its install image, when it has a package.
+    image: Option<ImageView>,
     /// Unix seconds.
     created_at: i64,
     /// Unix seconds.
@@ -120,6 +225,8 @@ pub struct ServerView {
 impl From<Server> for ServerView {
     fn from(server: Server) -> Self {
         ServerView {
+            package: server.package.as_ref().map(PackageBody::from),
+            image: ImageView::of_server(&server),
             id: server.id.to_string(),
             name: server.name,
             transport: server.transport.into(),
@@ -153,6 +260,9 @@ pub struct CreateServerRequest {
     /// `false` when absent.
     #[serde(default)]
     internal: bool,
+    /// The package to install (stdio servers only); none when absent.
+    #[serde(default)]
+    package: Option<PackageBody>,
 }
 
 /// Change a server: each field given replaces the stored one; the transport is replaced whole.
@@ -164,6 +274,17 @@ pub struct UpdateServerRequest {
     exposure: Option<ExposureName>,
     enabled: Option<bool>,
     internal: Option<bool>,
+    /// A different package installs a new image; `null` removes the package and its image.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<PackageBody>)]
+    package: Option<Option<PackageBody>>,
+}
+
+/// A field that is present, `null` included: absent stays `None`, `null` is `Some(None)`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 fn server_changed(state: &AppState, caller: &Caller, server: ServerId) {
@@ -200,6 +321,7 @@ pub async fn create_server(
     ApiJson(request): ApiJson<CreateServerRequest>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
+    let package = request.package.map(|p| p.parse(&state)).transpose()?;
     let server = state
         .store
         .create_server(
@@ -211,10 +333,12 @@ pub async fn create_server(
                 exposure: request.exposure.into(),
                 enabled: request.enabled,
                 internal: request.internal,
+                package,
             },
         )
         .await?;
     server_changed(&state, &caller, server.id.clone());
+    state.images.install(&caller.scope, &server);
     Ok((StatusCode::CREATED, Json(server.into())))
 }
 
@@ -253,6 +377,11 @@ pub async fn update_server(
     ApiJson(request): ApiJson<UpdateServerRequest>,
 ) -> Result<Json<ServerView>, ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
+    let package = match request.package {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(body)) => Some(Some(body.parse(&state)?)),
+    };
     let server = state
         .store
         .update_server(
@@ -265,10 +394,16 @@ pub async fn update_server(
                 exposure: request.exposure.map(Into::into),
                 enabled: request.enabled,
                 internal: request.internal,
+                package,
             },
         )
         .await?;
     server_changed(&state, &caller, server.id.clone());
+    if server.package.is_none() {
+        state.images.forget(&server.id).await;
+    } else {
+        state.images.install(&caller.scope, &server);
+    }
     Ok(Json(server.into()))
 }
 
@@ -292,6 +427,62 @@ pub async fn delete_server(
         .store
         .delete_server(&caller.scope, &permit, &id)
         .await?;
-    server_changed(&state, &caller, id);
+    server_changed(&state, &caller, id.clone());
+    state.images.forget(&id).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A server's install image: its state, phase and progress.
+#[utoipa::path(
+    get, path = "/api/v1/servers/{server_id}/image", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 200, body = ImageView),
+        (status = 404, description = "No such server in this organization, or it has no package")
+    )
+)]
+pub async fn get_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(server_id): Path<String>,
+) -> Result<Json<ImageView>, ApiError> {
+    let server = state
+        .store
+        .server(&caller.scope, &ServerId::from_untrusted(&server_id))
+        .await?;
+    ImageView::of_server(&server)
+        .map(Json)
+        .ok_or(ApiError::NotFound("image"))
+}
+
+/// Install a server's package again, into a new image (owners and admins); until it is ready,
+/// sessions fail the server saying it is installing.
+#[utoipa::path(
+    post, path = "/api/v1/servers/{server_id}/image/reinstall", tag = "servers", security(("bearer" = [])),
+    params(("server_id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 202, body = ImageView, description = "The install is queued"),
+        (status = 400, description = "The server has no package"),
+        (status = 403, description = "Role may not manage servers"),
+        (status = 404, description = "No such server in this organization")
+    )
+)]
+pub async fn reinstall_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(server_id): Path<String>,
+) -> Result<(StatusCode, Json<ImageView>), ApiError> {
+    let permit = authorize::<ManageServers>(caller.role)?;
+    let server = state
+        .store
+        .reinstall_image(
+            &caller.scope,
+            &permit,
+            &ServerId::from_untrusted(&server_id),
+        )
+        .await?;
+    server_changed(&state, &caller, server.id.clone());
+    state.images.install(&caller.scope, &server);
+    let view = ImageView::of_server(&server).ok_or(ApiError::Internal)?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
