@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{as_ns, percentile_micros, utc_now};
+use common::{as_ns, percentile_micros, print_machine};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -83,57 +83,7 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. Machine
-// ---------------------------------------------------------------------------------------------
-
-fn print_machine() {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == "model name").then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown (no \"model name\" in /proc/cpuinfo)".to_owned());
-    let processors = cpuinfo
-        .lines()
-        .filter(|line| line.split(':').next().map(str::trim) == Some("processor"))
-        .count();
-    let available = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or_else(|_| "unknown".to_owned(), |text| text.trim().to_owned());
-    let rustc = std::process::Command::new("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |output| String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-        );
-    let profile = if cfg!(debug_assertions) {
-        "debug assertions ON: not an optimized build, figures are meaningless"
-    } else {
-        "bench (inherits release: optimized, debug assertions off)"
-    };
-
-    println!();
-    println!("Machine");
-    println!("  CPU      : {model}");
-    println!("  Cores    : {available} available to this process ({processors} in /proc/cpuinfo)");
-    println!("  Kernel   : {kernel}");
-    println!("  Profile  : {profile}");
-    println!("  rustc    : {rustc} (on PATH at run time)");
-    println!("  Date     : {}", utc_now());
-    println!();
-    println!("  Note: these figures come from this one machine only. Each baseline is measured in");
-    println!(
-        "  the same run, on the same machine, so compare the ratios rather than the absolutes."
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. Vault
+// 1. Vault
 // ---------------------------------------------------------------------------------------------
 
 /// Runs `ops` calls of `op` and returns nanoseconds per call.
@@ -320,7 +270,7 @@ impl Fixture {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. Token check
+// 2. Token check
 // ---------------------------------------------------------------------------------------------
 
 fn mean_micros(ns: &[u64]) -> f64 {
@@ -430,7 +380,7 @@ async fn print_token_check(fixture: &Fixture) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. API over loopback TCP
+// 3. API over loopback TCP
 // ---------------------------------------------------------------------------------------------
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
