@@ -519,6 +519,9 @@ impl Store {
         id: &ServerId,
     ) -> Result<crate::Server, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The write lock first: a read followed by a write in a deferred SQLite transaction
+        // fails with SQLITE_BUSY when the installer reports progress in between.
+        crate::members::lock_organization(&mut tx, scope).await?;
         let server = crate::servers::fetch_server(&mut *tx, scope, id).await?;
         if server.package.is_none() {
             return Err(StoreError::Invalid {
