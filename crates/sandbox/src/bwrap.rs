@@ -227,6 +227,35 @@ mod tests {
             "no value on the command line"
         );
         assert!(!line.contains("/opt/mcp-server"), "no image, no bind");
+        // S16: neither the plan nor the request prints a value, should either reach a log.
+        assert!(!format!("{layout:?}").contains("canary-value"));
+        let request = crate::StartRequest {
+            org: "o".into(),
+            server: "s".into(),
+            session: "t".into(),
+            command: vec!["server".into()],
+            working_dir: None,
+            env: vec![(
+                "SECRET".into(),
+                zeroize::Zeroizing::new("canary-value".into()),
+            )],
+            files: vec![crate::InjectedFile {
+                path: "/home/mcp/key".into(),
+                mode: 0o400,
+                contents: zeroize::Zeroizing::new(b"canary-file".to_vec()),
+            }],
+            egress: None,
+            image: None,
+        };
+        let shown = format!("{request:?}");
+        assert!(
+            shown.contains("SECRET") && shown.contains("/home/mcp/key"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("canary-value") && !shown.contains("canary-file"),
+            "{shown}"
+        );
 
         // An image is read-only for sessions and writable only for its install.
         let fds = Fds {

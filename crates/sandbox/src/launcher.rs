@@ -48,8 +48,7 @@ struct State {
     per_server: HashMap<(String, String), usize>,
 }
 
-/// One server to start in a new sandbox.
-#[derive(Debug)]
+/// One server to start in a new sandbox. Its `Debug` shows variable names, never values.
 pub struct StartRequest {
     /// The organization, for caps and logs.
     pub org: String,
@@ -89,8 +88,8 @@ impl ImageMount {
     }
 }
 
-/// A file the server sees, handed over from memory (S12).
-#[derive(Debug)]
+/// A file the server sees, handed over from memory (S12). Its `Debug` shows the path and
+/// size, never the contents.
 pub struct InjectedFile {
     /// Absolute path inside the sandbox.
     pub path: String,
@@ -98,6 +97,33 @@ pub struct InjectedFile {
     pub mode: u32,
     /// The contents, wiped from the gateway's memory once handed over.
     pub contents: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for StartRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartRequest")
+            .field("org", &self.org)
+            .field("server", &self.server)
+            .field("session", &self.session)
+            .field("command", &self.command)
+            .field(
+                "env",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .field("files", &self.files)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for InjectedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InjectedFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("bytes", &self.contents.len())
+            .finish()
+    }
 }
 
 /// A started sandbox: the server's pipes and the handle that ends it.
@@ -285,7 +311,7 @@ impl Sandboxes {
             }));
         }
 
-        let (plan, contents) = self.inner.plan(&request, &resources);
+        let (mut plan, contents) = self.inner.plan(&request, &resources);
         let mut frame =
             {
                 let slices: Vec<&[u8]> = contents.iter().map(|c| c.as_slice()).collect();
@@ -293,6 +319,9 @@ impl Sandboxes {
                     SandboxError::Config(format!("the plan could not be encoded: {e}"))
                 })?)
             };
+        for (_, value) in &mut plan.layout.env {
+            value.zeroize();
+        }
         drop(plan);
 
         // Spawned from an async task, so from a runtime worker thread, which lives as long as

@@ -67,8 +67,9 @@ pub struct Rlimits {
     pub file_size_bytes: u64,
 }
 
-/// What the sandbox looks like from inside.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the sandbox looks like from inside. Its `Debug` names the variables but never shows
+/// their values (S16); the launcher wipes them once the plan is encoded (S14).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Layout {
     /// The gateway binary, bound read-only as the init.
     pub init_exe: PathBuf,
@@ -115,4 +116,20 @@ pub struct FileEntry {
     pub mode: u32,
     /// Its size in bytes, in the frame after the JSON.
     pub len: usize,
+}
+
+impl std::fmt::Debug for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("init_exe", &self.init_exe)
+            .field("egress_dir", &self.egress_dir)
+            .field("ro_binds", &self.ro_binds)
+            .field(
+                "env",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .field("files", &self.files)
+            .field("chdir", &self.chdir)
+            .finish_non_exhaustive()
+    }
 }
