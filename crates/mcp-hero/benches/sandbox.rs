@@ -125,6 +125,8 @@ async fn start_latency(sandboxes: &Sandboxes, fixture: &Path) {
         args: vec!["stdio".into()],
         working_dir: None,
         image: None,
+        env: Vec::new(),
+        files: Vec::new(),
     };
     let label = LaunchLabel {
         org: "bench".into(),
@@ -147,7 +149,10 @@ async fn start_latency(sandboxes: &Sandboxes, fixture: &Path) {
         }
 
         let start = Instant::now();
-        let mut launched = plain.launch(&command, &label).await.unwrap();
+        let mut launched = plain
+            .launch(&command, mcp::launcher::Injection::default(), &label)
+            .await
+            .unwrap();
         first_answer(&mut launched.stdin, &mut launched.stdout)
             .await
             .unwrap();

@@ -93,6 +93,7 @@ impl AppState {
         (name = "tokens", description = "Personal access tokens"),
         (name = "mcp", description = "The organization's MCP endpoint (Streamable HTTP) and its live sessions"),
         (name = "servers", description = "The organization's MCP servers"),
+        (name = "variables", description = "A server's variables and files: strings are readable; passwords and files are sealed and only their metadata comes back"),
         (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
@@ -118,7 +119,14 @@ impl utoipa::Modify for BearerSecurity {
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
-    control_routes().merge(mcp_routes())
+    control_routes().merge(upload_routes()).merge(mcp_routes())
+}
+
+/// File uploads: their own body limit, a file at the limit plus its form.
+fn upload_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::variables::upload_file))
+        .routes(routes!(api::variables::replace_file))
 }
 
 /// The MCP endpoint, whose messages have their own (larger) size limit.
@@ -158,6 +166,15 @@ fn control_routes() -> OpenApiRouter<AppState> {
             api::tool_rules::create_tool_rule
         ))
         .routes(routes!(api::tool_rules::delete_tool_rule))
+        .routes(routes!(
+            api::variables::list_variables,
+            api::variables::create_variable
+        ))
+        .routes(routes!(
+            api::variables::get_variable,
+            api::variables::replace_variable,
+            api::variables::delete_variable
+        ))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.
@@ -171,6 +188,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let max_message_bytes = state.gateway.config().upstream.max_message_bytes;
     let (routes, _) = control_routes()
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(upload_routes().layer(DefaultBodyLimit::max(api::variables::MAX_UPLOAD_BODY_BYTES)))
         .merge(mcp_routes().layer(DefaultBodyLimit::max(max_message_bytes)))
         .split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");

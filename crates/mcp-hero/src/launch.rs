@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use mcp::launcher::{
-    BoxFuture, LaunchError, LaunchLabel, LaunchedServer, Launcher, PlainProcessLauncher,
+    BoxFuture, Injection, LaunchError, LaunchLabel, LaunchedServer, Launcher, PlainProcessLauncher,
     ServerHandle, StdioCommand,
 };
 use sandbox::egress::{Decision, DecisionSink, EgressPolicy};
-use sandbox::{ImageMount, SandboxHandle, Sandboxes, StartRequest};
+use sandbox::{ImageMount, InjectedFile, SandboxHandle, Sandboxes, StartRequest};
 
 use crate::config::ServeConfig;
 
@@ -98,20 +98,30 @@ impl Launcher for SandboxLauncher {
     fn launch<'a>(
         &'a self,
         command: &'a StdioCommand,
+        injection: Injection,
         label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
         Box::pin(async move {
             let mut program = Vec::with_capacity(command.args.len() + 1);
             program.push(command.command.clone());
             program.extend(command.args.iter().cloned());
+            // Moved, not copied: the sandbox wipes them once its helper has them (S14).
+            let Injection { env, files } = injection;
             let request = StartRequest {
                 org: label.org.clone(),
                 server: label.server.clone(),
                 session: label.session.clone(),
                 command: program,
                 working_dir: command.working_dir.clone(),
-                env: Vec::new(),
-                files: Vec::new(),
+                env,
+                files: files
+                    .into_iter()
+                    .map(|(path, contents)| InjectedFile {
+                        path,
+                        mode: 0o400,
+                        contents,
+                    })
+                    .collect(),
                 egress: Some(self.egress.clone()),
                 image: command.image.clone().map(ImageMount::ReadOnly),
             };
@@ -174,6 +184,7 @@ impl Launcher for SandboxUnavailable {
     fn launch<'a>(
         &'a self,
         _command: &'a StdioCommand,
+        _injection: Injection,
         _label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
         Box::pin(async move {
@@ -204,6 +215,7 @@ impl Launcher for InsecurePlainProcesses {
     fn launch<'a>(
         &'a self,
         command: &'a StdioCommand,
+        injection: Injection,
         label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
         tracing::warn!(
@@ -211,7 +223,7 @@ impl Launcher for InsecurePlainProcesses {
             session = %label.session,
             "starting a stdio server WITHOUT a sandbox (--insecure-no-sandbox): it runs with the gateway's user and can reach everything the gateway can"
         );
-        self.0.launch(command, label)
+        self.0.launch(command, injection, label)
     }
 
     fn kind(&self) -> &'static str {

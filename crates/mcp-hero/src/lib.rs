@@ -14,6 +14,7 @@ pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod images;
 pub mod launch;

@@ -50,8 +50,12 @@ pub async fn serve(
         launcher = launcher.kind(),
         "stdio MCP servers run through this launcher"
     );
-    let gateway = mcp::Gateway::new(config.gateway.clone(), launcher)
-        .context("cannot start the MCP data plane")?;
+    let gateway = mcp::Gateway::with_credentials(
+        config.gateway.clone(),
+        launcher,
+        Arc::new(crate::credentials::StoreCredentials::new(store.clone())),
+    )
+    .context("cannot start the MCP data plane")?;
     let state = AppState::with_images(
         store.clone(),
         gateway.clone(),

@@ -98,10 +98,6 @@ async fn fixture() -> Fixture {
     let (carol_token, _) = issue(scope_a.clone(), carol.user_id.clone()).await;
     let (bob, _) = issue(scope_b, bob_id).await;
     let canary = format!("canary-{}", uuid_like());
-    store
-        .put_password_variable(&scope_a, "CANARY", &SecretString::from(canary.clone()))
-        .await
-        .unwrap();
     let servers = authorize::<ManageServers>(Role::Owner).unwrap();
     let server = store
         .create_server(
@@ -113,6 +109,7 @@ async fn fixture() -> Fixture {
                     command: "npx".to_owned(),
                     args: vec!["-y".to_owned(), "server-files".to_owned()],
                     working_dir: None,
+                    env: Default::default(),
                 },
                 exposure: Exposure::Prefixed,
                 enabled: true,
@@ -121,6 +118,16 @@ async fn fixture() -> Fixture {
                     store::Package::parse(store::PackageKind::Npm, "server-files@1.0.0").unwrap(),
                 ),
             },
+        )
+        .await
+        .unwrap();
+    store
+        .create_variable(
+            &scope_a,
+            &servers,
+            &server.id,
+            "CANARY",
+            store::VariableValue::Password(SecretString::from(canary.clone())),
         )
         .await
         .unwrap();

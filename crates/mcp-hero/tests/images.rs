@@ -495,6 +495,7 @@ async fn upkeep_resumes_interrupted_installs_and_sweeps_what_no_image_owns() {
                     command: "server".into(),
                     args: Vec::new(),
                     working_dir: None,
+                    env: Default::default(),
                 },
                 exposure: store::Exposure::Prefixed,
                 enabled: true,

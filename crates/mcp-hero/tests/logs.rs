@@ -83,8 +83,33 @@ async fn s16_trace_level_gateway_logs_hold_no_token() {
         "canary-{}",
         &auth::pat::generate().secret.expose_secret()[9..29]
     );
+    let owner = auth::authorize::<auth::ManageServers>(auth::Role::Owner).unwrap();
+    let server = store
+        .create_server(
+            &scope,
+            &owner,
+            store::NewServer {
+                name: "vault".into(),
+                transport: store::ServerTransport::StreamableHttp {
+                    url: "https://mcp.example.com/mcp".into(),
+                    headers: Default::default(),
+                },
+                exposure: store::Exposure::Prefixed,
+                enabled: false,
+                internal: false,
+                package: None,
+            },
+        )
+        .await
+        .unwrap();
     store
-        .put_password_variable(&scope, "CANARY", &SecretString::from(canary.clone()))
+        .create_variable(
+            &scope,
+            &owner,
+            &server.id,
+            "CANARY",
+            store::VariableValue::Password(SecretString::from(canary.clone())),
+        )
         .await
         .unwrap();
     let token = auth::pat::generate();

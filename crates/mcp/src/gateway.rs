@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::credentials::{Credentials, NoCredentials};
 use crate::jsonrpc::{INVALID_REQUEST, Kind, Message, RpcError};
 use crate::launcher::Launcher;
 use crate::protocol;
@@ -82,6 +83,7 @@ impl Default for GatewayConfig {
 pub(crate) struct Runtime {
     pub config: GatewayConfig,
     pub launcher: Arc<dyn Launcher>,
+    pub credentials: Arc<dyn Credentials>,
     pub http: HttpClients,
 }
 
@@ -112,15 +114,26 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway and starts its idle-session reaper.
+    /// Builds a gateway whose servers need no secrets (any asked for is refused).
     pub fn new(
         config: GatewayConfig,
         launcher: Arc<dyn Launcher>,
+    ) -> Result<Arc<Self>, GatewayError> {
+        Self::with_credentials(config, launcher, Arc::new(NoCredentials))
+    }
+
+    /// Builds the gateway, whose connections open their secrets through `credentials`, and
+    /// starts its idle-session reaper.
+    pub fn with_credentials(
+        config: GatewayConfig,
+        launcher: Arc<dyn Launcher>,
+        credentials: Arc<dyn Credentials>,
     ) -> Result<Arc<Self>, GatewayError> {
         let gateway = Arc::new(Gateway {
             runtime: Arc::new(Runtime {
                 config,
                 launcher,
+                credentials,
                 http: HttpClients::new()?,
             }),
             sessions: RwLock::new(HashMap::new()),

@@ -6,8 +6,12 @@ use std::pin::Pin;
 use std::process::Stdio;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use zeroize::Zeroizing;
 
-/// What to run for one stdio server, in one session.
+use crate::credentials::{FileMount, Template};
+
+/// What to run for one stdio server, in one session. It holds no secret: its environment's
+/// secret references and its files are opened when a session starts ([`Injection`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StdioCommand {
     /// The program.
@@ -20,6 +24,40 @@ pub struct StdioCommand {
     /// available to it (the sandbox mounts it at `/opt/mcp-server`); `None` when the server has
     /// no package. A new install is a new directory, so the command changes with it.
     pub image: Option<std::path::PathBuf>,
+    /// Environment variables set for it, by name.
+    pub env: Vec<(String, Template)>,
+    /// Files it sees, filled from secret variables.
+    pub files: Vec<FileMount>,
+}
+
+/// What a server gets from memory when it starts: its environment rendered with its secrets,
+/// and its files' contents (S12, S14). Dropping it zeroizes them, so a launcher hands them on
+/// and lets go; `Debug` shows names and sizes only.
+#[derive(Default)]
+pub struct Injection {
+    /// Environment variables, by name.
+    pub env: Vec<(String, Zeroizing<String>)>,
+    /// Files, by absolute path inside the sandbox.
+    pub files: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
+impl std::fmt::Debug for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injection")
+            .field(
+                "env",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .field(
+                "files",
+                &self
+                    .files
+                    .iter()
+                    .map(|(path, contents)| (path, contents.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Who a launch is for, so a launcher can label, account and log it.
@@ -80,10 +118,12 @@ pub enum LaunchError {
 
 /// Starts stdio servers; the sandbox runtime implements it, and so does [`PlainProcessLauncher`].
 pub trait Launcher: Send + Sync + 'static {
-    /// Starts `command` for the session named in `label`.
+    /// Starts `command` for the session named in `label`, with `injection`'s environment and
+    /// files.
     fn launch<'a>(
         &'a self,
         command: &'a StdioCommand,
+        injection: Injection,
         label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>>;
 
@@ -94,8 +134,9 @@ pub trait Launcher: Send + Sync + 'static {
 /// Runs servers as ordinary child processes of the gateway, with no isolation at all.
 ///
 /// It exists for tests and for the explicit `--insecure-no-sandbox` flag; S1–S4 do not hold
-/// with it. Each child gets a fresh environment (only `PATH`, `HOME` and `LANG`), its own
-/// process group, and is killed with its group when the session ends.
+/// with it. Each child gets a fresh environment (`PATH`, `HOME`, `LANG` and the server's own
+/// variables), its own process group, and is killed with its group when the session ends. It
+/// refuses servers with files: it has nowhere to put them but the host's disk (S12).
 #[derive(Debug, Default)]
 pub struct PlainProcessLauncher {
     path: Option<String>,
@@ -112,12 +153,19 @@ impl Launcher for PlainProcessLauncher {
     fn launch<'a>(
         &'a self,
         command: &'a StdioCommand,
+        injection: Injection,
         _label: &'a LaunchLabel,
     ) -> BoxFuture<'a, Result<LaunchedServer, LaunchError>> {
         Box::pin(async move {
             if command.image.is_some() {
                 return Err(LaunchError::Refused(
                     "runs from an install image, which only the sandbox runtime mounts".into(),
+                ));
+            }
+            if !injection.files.is_empty() {
+                return Err(LaunchError::Refused(
+                    "has file variables, which only the sandbox runtime injects (from memory)"
+                        .into(),
                 ));
             }
             let mut child = tokio::process::Command::new(&command.command);
@@ -132,6 +180,12 @@ impl Launcher for PlainProcessLauncher {
                 )
                 .env("HOME", "/tmp")
                 .env("LANG", "C.UTF-8")
+                .envs(
+                    injection
+                        .env
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str())),
+                )
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -233,13 +287,18 @@ mod tests {
             args: Vec::new(),
             working_dir: None,
             image: None,
+            env: Vec::new(),
+            files: Vec::new(),
         };
         let label = LaunchLabel {
             org: "o".into(),
             server: "s".into(),
             session: "t".into(),
         };
-        let mut launched = launcher.launch(&command, &label).await.unwrap();
+        let mut launched = launcher
+            .launch(&command, Injection::default(), &label)
+            .await
+            .unwrap();
         let mut output = String::new();
         launched.stdout.read_to_string(&mut output).await.unwrap();
         let mut names: Vec<&str> = output

@@ -14,6 +14,7 @@
 //! This crate knows nothing of the store, tokens or sandboxes: its caller proves who the client
 //! is ([`session::SessionOwner`]) and says which servers it may reach ([`session::SessionPlan`]).
 
+pub mod credentials;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod launcher;

@@ -281,6 +281,8 @@ impl Session {
             let events: Weak<dyn UpstreamEvents> = Arc::downgrade(&slot) as Weak<Slot>;
             let context = OpenContext {
                 launcher: &*session.runtime.launcher,
+                credentials: &session.runtime.credentials,
+                member: &session.owner.user,
                 http: &session.runtime.http,
                 limits: &session.runtime.config.upstream,
                 label: LaunchLabel {

@@ -19,8 +19,9 @@ use tokio::sync::{OnceCell, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use self::http::{HttpClients, SsrfError, check_destination};
+use crate::credentials::{CredentialTarget, Credentials, OpenedSecrets, Template};
 use crate::jsonrpc::{Kind, Message, Object};
-use crate::launcher::{LaunchLabel, Launcher, StdioCommand};
+use crate::launcher::{Injection, LaunchLabel, Launcher, StdioCommand};
 use crate::protocol;
 
 /// One server a session should connect to, as the control plane registered it.
@@ -58,6 +59,10 @@ pub enum UpstreamTransport {
         url: String,
         /// An admin allowed private, loopback and link-local destinations for it.
         internal: bool,
+        /// Headers sent on every request, rendered with their secrets when a session connects.
+        headers: Vec<(String, Template)>,
+        /// Whether every request carries an OAuth access token for the session's member.
+        oauth: bool,
     },
     /// A server that cannot run now (its package is still installing, say): every session
     /// that has it fails it at once with `reason`.
@@ -154,6 +159,10 @@ pub struct UpstreamLimits {
 /// What opening a connection needs from the session.
 pub(crate) struct OpenContext<'a> {
     pub launcher: &'a dyn Launcher,
+    /// Opens the server's secrets when it starts, and its OAuth tokens.
+    pub credentials: &'a Arc<dyn Credentials>,
+    /// The session's member, whose credentials a per-member server uses.
+    pub member: &'a str,
     pub http: &'a HttpClients,
     pub limits: &'a UpstreamLimits,
     pub label: LaunchLabel,
@@ -300,11 +309,29 @@ impl Connection {
             cancel: cancel.clone(),
             gone: CancellationToken::new(),
         });
+        let target = CredentialTarget {
+            org: &context.label.org,
+            server_id: &spec.server_id,
+            member: context.member,
+        };
         let link = match &spec.transport {
             UpstreamTransport::Stdio(command) => {
+                let mut names: Vec<String> = command
+                    .env
+                    .iter()
+                    .flat_map(|(_, value)| value.secrets())
+                    .chain(command.files.iter().map(|file| file.variable.as_str()))
+                    .map(str::to_owned)
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                let opened = open_secrets(context.credentials, target, &names).await?;
+                let injection = inject(command, &opened)?;
+                // The launcher owns the only rendered copies now; ours go when `opened` drops.
+                drop(opened);
                 let launched = context
                     .launcher
-                    .launch(command, &context.label)
+                    .launch(command, injection, &context.label)
                     .await
                     .map_err(|error| error.to_string())?;
                 Link::Stdio(stdio::spawn(
@@ -313,13 +340,36 @@ impl Connection {
                     context.limits.max_message_bytes,
                 ))
             }
-            UpstreamTransport::StreamableHttp { url, internal } => Link::Http(http::HttpLink::new(
+            UpstreamTransport::StreamableHttp {
                 url,
-                *internal,
-                context.http,
-                shared.clone(),
-                context.limits.max_message_bytes,
-            )?),
+                internal,
+                headers,
+                oauth,
+            } => {
+                let mut names: Vec<String> = headers
+                    .iter()
+                    .flat_map(|(_, value)| value.secrets())
+                    .map(str::to_owned)
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                let opened = open_secrets(context.credentials, target, &names).await?;
+                let headers = http::render_headers(headers, &opened)?;
+                let oauth = oauth.then(|| http::OAuthSource {
+                    credentials: context.credentials.clone(),
+                    org: context.label.org.clone(),
+                    server_id: spec.server_id.clone(),
+                    member: context.member.to_owned(),
+                });
+                Link::Http(http::HttpLink::new(
+                    url,
+                    *internal,
+                    http::LinkAuth { headers, oauth },
+                    context.http,
+                    shared.clone(),
+                    context.limits.max_message_bytes,
+                )?)
+            }
             UpstreamTransport::Unavailable { reason } => return Err(reason.clone()),
         };
         let mut connection = Connection {
@@ -513,6 +563,42 @@ impl Connection {
         }
         Ok(Arc::new(items))
     }
+}
+
+/// Opens the secrets a connection needs; none needed costs nothing.
+async fn open_secrets(
+    credentials: &Arc<dyn Credentials>,
+    target: CredentialTarget<'_>,
+    names: &[String],
+) -> Result<OpenedSecrets, String> {
+    if names.is_empty() {
+        return Ok(OpenedSecrets::default());
+    }
+    credentials
+        .open(target, names)
+        .await
+        .map_err(|error| format!("its secrets could not be opened: {error}"))
+}
+
+/// Renders a stdio server's environment and files from its opened secrets (S14).
+fn inject(command: &StdioCommand, opened: &OpenedSecrets) -> Result<Injection, String> {
+    let mut injection = Injection::default();
+    for (name, value) in &command.env {
+        let value = value.render(opened).map_err(|error| {
+            format!("its environment variable {name} could not be set: {error}")
+        })?;
+        injection.env.push((name.clone(), value));
+    }
+    for file in &command.files {
+        let contents = opened
+            .get(&file.variable)
+            .map_err(|error| format!("its file {} could not be written: {error}", file.path))?;
+        injection.files.push((
+            file.path.clone(),
+            zeroize::Zeroizing::new(contents.to_vec()),
+        ));
+    }
+    Ok(injection)
 }
 
 /// The message of a JSON-RPC error object, for reasons shown to people.

@@ -265,6 +265,11 @@ impl Sandboxes {
 
     /// Starts `request` in a new sandbox. Refused, not queued, when a cap is reached.
     pub async fn start(&self, request: StartRequest) -> Result<RunningSandbox, SandboxError> {
+        for file in &request.files {
+            crate::plan::inside::check_file_path(&file.path).map_err(|reason| {
+                SandboxError::Config(format!("injected file {}: {reason}", file.path))
+            })?;
+        }
         let slot = self.inner.reserve(&request.org, &request.server)?;
         let id = sandbox_id();
         let setup = {

@@ -29,6 +29,30 @@ pub mod inside {
         "/opt/mcp-server/bin:/opt/mcp-server/node_modules/.bin:/opt/mcp-server/venv/bin";
     /// The loopback port the init listens on for the proxy.
     pub const PROXY_PORT: u16 = 3128;
+    /// Where injected files may go: the server's home and a secrets directory. Anywhere else
+    /// a file could shadow the init, a system file or the install image.
+    pub const FILE_ROOTS: &[&str] = &["/home/mcp/", "/run/secrets/"];
+
+    /// Checks that an injected file lands beneath [`FILE_ROOTS`], with a normalized path.
+    pub fn check_file_path(path: &str) -> Result<(), String> {
+        let normalized = path.starts_with('/')
+            && !path.ends_with('/')
+            && path
+                .split('/')
+                .skip(1)
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if normalized
+            && !path.contains('\0')
+            && FILE_ROOTS.iter().any(|root| path.starts_with(root))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "a file can be injected only beneath {} (an absolute, normalized path)",
+                FILE_ROOTS.join(" or ")
+            ))
+        }
+    }
 }
 
 /// Everything the exec helper needs; built by the launcher, consumed once by the helper.

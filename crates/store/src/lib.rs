@@ -27,6 +27,7 @@ mod migrate;
 mod orgs;
 pub mod sealed;
 mod servers;
+mod template;
 mod token_cache;
 mod tokens;
 mod tool_rules;
@@ -45,13 +46,17 @@ pub use members::Member;
 pub use orgs::{Organization, validate_slug};
 pub use sealed::RotationReport;
 pub use servers::{
-    Exposure, MAX_ARG_BYTES, MAX_ARGS, MAX_NAME_BYTES, MAX_URL_BYTES, NewServer, Server,
-    ServerTransport, ServerUpdate, validate_server_name,
+    Exposure, MAX_ARG_BYTES, MAX_ARGS, MAX_NAME_BYTES, MAX_SETTINGS, MAX_URL_BYTES, NewServer,
+    RESERVED_ENV, RESERVED_HEADERS, Server, ServerTransport, ServerUpdate, validate_server_name,
 };
+pub use template::{Template, TemplatePart, is_variable_name};
 pub use token_cache::TOKEN_CACHE_TTL;
 pub use tokens::{Principal, TokenMeta, TokenOwner, TokenRejection};
 pub use tool_rules::{DEFAULT_ALLOWED_ROLES, ToolRuleView};
-pub use variables::{VariableKind, VariableMeta};
+pub use variables::{
+    MAX_FILE_BYTES, MAX_FILE_PATH_BYTES, MAX_VALUE_BYTES, MAX_VARIABLES_PER_SERVER, OpenedVariable,
+    PREVIEW_MIN_CHARS, VariableKind, VariableMeta, VariableValue, validate_file_path,
+};
 
 /// The proof that a caller acts inside one organization; only this crate can make one (S8).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_images.sql"),
         include_str!("../migrations/postgres/0003_images.sql"),
     ),
+    (
+        4,
+        "server variables",
+        include_str!("../migrations/sqlite/0004_server_variables.sql"),
+        include_str!("../migrations/postgres/0004_server_variables.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -125,6 +125,20 @@ impl Store {
         })
     }
 
+    /// The data plane's way back into the organization of a session it already authenticated,
+    /// by id: only the credential provider uses it, to open the secrets of that session's
+    /// servers.
+    pub async fn session_scope(&self, org_id: &str) -> Result<OrgScope, StoreError> {
+        let row = sqlx::query("SELECT id FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("organization"))?;
+        Ok(OrgScope {
+            org_id: OrgId::from_untrusted(row.try_get("id")?),
+        })
+    }
+
     /// The scoped organization itself.
     pub async fn organization(&self, scope: &OrgScope) -> Result<Organization, StoreError> {
         let row = sqlx::query("SELECT id, slug, name, created_at FROM organizations WHERE id = $1")

@@ -11,14 +11,18 @@
 //! A stdio server may name a [`Package`]; its install image's state comes with every read (see
 //! [`crate::images`]). Changing the package starts a new image generation.
 //!
-//! Deliberately left out here: variables attached to servers and live status (issue 5 and the
-//! data plane).
+//! A stdio server's `env` and a remote server's `headers` are name → [`Template`] maps whose
+//! `${NAME}` references resolve to the server's variables ([`crate::variables`]) when a
+//! session starts; references are checked whenever the server is saved.
+
+use std::collections::BTreeMap;
 
 use auth::{ManageServers, Permit};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::images::{ImageStatus, Package, image_from_row, package_from_row};
+use crate::template::Template;
 use crate::{OrgScope, ServerId, Store, StoreError, unix_now};
 
 /// Most arguments a stdio server's command may take.
@@ -29,6 +33,39 @@ pub const MAX_ARG_BYTES: usize = 4096;
 pub const MAX_URL_BYTES: usize = 2048;
 /// Longest server name, in bytes (the prefix of every canonical tool name).
 pub const MAX_NAME_BYTES: usize = 32;
+/// Most environment variables or headers one server may set.
+pub const MAX_SETTINGS: usize = 64;
+
+/// Environment variables the sandbox sets itself; a server may not replace them, or its
+/// process would lose its home or its way out through the egress proxy.
+pub const RESERVED_ENV: &[&str] = &[
+    "HOME",
+    "PATH",
+    "LANG",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "NODE_USE_ENV_PROXY",
+];
+
+/// Headers the gateway sets itself on every request to a remote server.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "accept",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-authorization",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
 
 /// How the gateway reaches a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +78,16 @@ pub enum ServerTransport {
         args: Vec<String>,
         /// An absolute directory to run it in, or the sandbox's default.
         working_dir: Option<String>,
+        /// Environment variables, values possibly referencing variables as `${NAME}`.
+        env: BTreeMap<String, String>,
     },
     /// A remote server speaking Streamable HTTP.
     StreamableHttp {
         /// Its MCP endpoint (`http` or `https`).
         url: String,
+        /// Headers sent on every request (an API key, say), values possibly referencing
+        /// variables as `${NAME}`.
+        headers: BTreeMap<String, String>,
     },
 }
 
@@ -145,7 +187,7 @@ macro_rules! select_servers {
     ($tail:literal) => {
         concat!(
             "SELECT s.id, s.name, s.transport, s.command, s.args, s.working_dir, s.url, s.exposure, \
-             s.enabled, s.internal, s.created_at, s.updated_at, s.revision, s.package_kind, \
+             s.enabled, s.internal, s.created_at, s.updated_at, s.revision, s.package_kind, s.env, s.headers, \
              s.package_spec, i.generation AS image_generation, i.state AS image_state, \
              i.phase AS image_phase, i.progress AS image_progress, i.error AS image_error, \
              i.size_bytes AS image_size_bytes, i.installed_at AS image_installed_at, \
@@ -172,12 +214,14 @@ impl Server {
                         .ok_or_else(|| corrupt("stdio without a command"))?,
                     args,
                     working_dir: row.try_get("working_dir")?,
+                    env: settings_from_row(row, "env")?,
                 }
             }
             "streamable_http" => ServerTransport::StreamableHttp {
                 url: row
                     .try_get::<Option<String>, _>("url")?
                     .ok_or_else(|| corrupt("streamable_http without a url"))?,
+                headers: settings_from_row(row, "headers")?,
             },
             other => return Err(corrupt(&format!("unknown transport {other:?}"))),
         };
@@ -200,6 +244,40 @@ impl Server {
             revision: row.try_get("revision")?,
         })
     }
+}
+
+/// Reads a JSON object column of settings; NULL (servers saved before migration 0004) is none.
+fn settings_from_row(row: &AnyRow, column: &str) -> Result<BTreeMap<String, String>, StoreError> {
+    match row.try_get::<Option<String>, _>(column)? {
+        None => Ok(BTreeMap::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|_| {
+            StoreError::corrupt(
+                "servers",
+                format!("{column} is not a JSON object of strings"),
+            )
+        }),
+    }
+}
+
+/// Every `${NAME}` reference in a transport's settings, with where it is (`args`, `env` or
+/// `headers`). Settings that do not parse have been refused on save, so they hold none.
+pub(crate) fn references(transport: &ServerTransport) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    let mut scan = |place: &'static str, text: &str| {
+        if let Ok(template) = Template::parse(text) {
+            found.extend(template.references().map(|name| (place, name.to_owned())));
+        }
+    };
+    match transport {
+        ServerTransport::Stdio { args, env, .. } => {
+            args.iter().for_each(|arg| scan("args", arg));
+            env.values().for_each(|value| scan("env", value));
+        }
+        ServerTransport::StreamableHttp { headers, .. } => {
+            headers.values().for_each(|value| scan("headers", value));
+        }
+    }
+    found
 }
 
 /// Reads a 0-or-1 column (flags are BIGINT on both backends; see migration 0002).
@@ -253,7 +331,9 @@ fn validate_transport(transport: &ServerTransport) -> Result<(), StoreError> {
             command,
             args,
             working_dir,
+            env,
         } => {
+            validate_env(env)?;
             if command.trim().is_empty() {
                 return Err(invalid("command", "must not be empty"));
             }
@@ -271,6 +351,8 @@ fn validate_transport(transport: &ServerTransport) -> Result<(), StoreError> {
                 ));
             }
             for (index, arg) in args.iter().enumerate() {
+                Template::parse(arg)
+                    .map_err(|reason| invalid("args", format!("argument {index}: {reason}")))?;
                 if arg.len() > MAX_ARG_BYTES {
                     return Err(invalid(
                         "args",
@@ -296,7 +378,92 @@ fn validate_transport(transport: &ServerTransport) -> Result<(), StoreError> {
                 }
             }
         }
-        ServerTransport::StreamableHttp { url } => validate_url(url)?,
+        ServerTransport::StreamableHttp { url, headers } => {
+            validate_url(url)?;
+            validate_headers(headers)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_env(env: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    if env.len() > MAX_SETTINGS {
+        return Err(invalid(
+            "env",
+            format!("{} variables; the limit is {MAX_SETTINGS}", env.len()),
+        ));
+    }
+    for (name, value) in env {
+        let valid_name = !name.is_empty()
+            && name.len() <= 128
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !valid_name {
+            return Err(invalid(
+                "env",
+                format!(
+                    "{name:?} is not a variable name: use A-Z, a-z, 0-9 and _, not starting with a digit"
+                ),
+            ));
+        }
+        if RESERVED_ENV
+            .iter()
+            .any(|reserved| reserved.eq_ignore_ascii_case(name))
+        {
+            return Err(invalid(
+                "env",
+                format!("{name} is set by the sandbox and cannot be replaced"),
+            ));
+        }
+        if value.len() > MAX_ARG_BYTES || value.contains('\0') {
+            return Err(invalid(
+                "env",
+                format!("the value of {name} must be at most {MAX_ARG_BYTES} bytes, without NUL"),
+            ));
+        }
+        Template::parse(value).map_err(|reason| invalid("env", format!("{name}: {reason}")))?;
+    }
+    Ok(())
+}
+
+fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    if headers.len() > MAX_SETTINGS {
+        return Err(invalid(
+            "headers",
+            format!("{} headers; the limit is {MAX_SETTINGS}", headers.len()),
+        ));
+    }
+    for (name, value) in headers {
+        // RFC 9110 token characters.
+        let valid_name = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(invalid("headers", format!("{name:?} is not a header name")));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(invalid(
+                "headers",
+                format!("{name} is set by the gateway and cannot be replaced"),
+            ));
+        }
+        if value.len() > MAX_ARG_BYTES
+            || !value
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            return Err(invalid(
+                "headers",
+                format!(
+                    "the value of {name} must be at most {MAX_ARG_BYTES} bytes of visible ASCII, \
+                     spaces and tabs"
+                ),
+            ));
+        }
+        Template::parse(value).map_err(|reason| invalid("headers", format!("{name}: {reason}")))?;
     }
     Ok(())
 }
@@ -339,8 +506,11 @@ fn validate(server: &NewServer) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns a transport is stored in: (command, args JSON, working_dir, url).
+/// The columns a transport is stored in: (command, args JSON, working_dir, url, env JSON,
+/// headers JSON).
 type TransportColumns = (
+    Option<String>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -353,6 +523,7 @@ fn transport_columns(transport: &ServerTransport) -> Result<TransportColumns, St
             command,
             args,
             working_dir,
+            env,
         } => (
             Some(command.clone()),
             Some(
@@ -361,8 +532,23 @@ fn transport_columns(transport: &ServerTransport) -> Result<TransportColumns, St
             ),
             working_dir.clone(),
             None,
+            Some(
+                serde_json::to_string(env)
+                    .map_err(|_| invalid("env", "cannot be written as JSON"))?,
+            ),
+            None,
         ),
-        ServerTransport::StreamableHttp { url } => (None, None, None, Some(url.clone())),
+        ServerTransport::StreamableHttp { url, headers } => (
+            None,
+            None,
+            None,
+            Some(url.clone()),
+            None,
+            Some(
+                serde_json::to_string(headers)
+                    .map_err(|_| invalid("headers", "cannot be written as JSON"))?,
+            ),
+        ),
     })
 }
 
@@ -467,17 +653,20 @@ impl Store {
         server: NewServer,
     ) -> Result<Server, StoreError> {
         validate(&server)?;
-        let (command, args, working_dir, url) = transport_columns(&server.transport)?;
+        let (command, args, working_dir, url, env, headers) = transport_columns(&server.transport)?;
         let (package_kind, package_spec) = package_columns(server.package.as_ref());
         let id = ServerId::random();
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
         crate::members::lock_organization(&mut tx, scope).await?;
         check_exposure(&mut tx, scope, &id, &server).await?;
+        // A new server has no variables yet, so any reference is refused here, naming it.
+        crate::variables::check_references(&mut tx, scope, &id, &server.transport).await?;
         sqlx::query(
             "INSERT INTO servers (id, org_id, name, transport, command, args, working_dir, url, exposure, \
-             enabled, internal, created_at, updated_at, revision, package_kind, package_spec, image_generation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, $13, $14, 0)",
+             enabled, internal, created_at, updated_at, revision, package_kind, package_spec, image_generation, \
+             env, headers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, $13, $14, 0, $15, $16)",
         )
         .bind(id.as_str())
         .bind(scope.org_id().as_str())
@@ -493,6 +682,8 @@ impl Store {
         .bind(now)
         .bind(package_kind)
         .bind(package_spec)
+        .bind(env)
+        .bind(headers)
         .execute(&mut *tx)
         .await
         .map_err(|e| crate::error::conflict_on_unique(e, name_taken(&server.name)))?;
@@ -526,12 +717,13 @@ impl Store {
         };
         validate(&next)?;
         check_exposure(&mut tx, scope, id, &next).await?;
-        let (command, args, working_dir, url) = transport_columns(&next.transport)?;
+        crate::variables::check_references(&mut tx, scope, id, &next.transport).await?;
+        let (command, args, working_dir, url, env, headers) = transport_columns(&next.transport)?;
         let (package_kind, package_spec) = package_columns(next.package.as_ref());
         sqlx::query(
             "UPDATE servers SET name = $1, transport = $2, command = $3, args = $4, working_dir = $5, \
              url = $6, exposure = $7, enabled = $8, internal = $9, updated_at = $10, revision = revision + 1, \
-             package_kind = $13, package_spec = $14 \
+             package_kind = $13, package_spec = $14, env = $15, headers = $16 \
              WHERE org_id = $11 AND id = $12",
         )
         .bind(next.name.as_str())
@@ -548,6 +740,8 @@ impl Store {
         .bind(id.as_str())
         .bind(package_kind)
         .bind(package_spec)
+        .bind(env)
+        .bind(headers)
         .execute(&mut *tx)
         .await
         .map_err(|e| crate::error::conflict_on_unique(e, name_taken(&next.name)))?;
@@ -563,8 +757,9 @@ impl Store {
         Ok(updated)
     }
 
-    /// Deletes a server and its image's state (S19: what hangs off a server arrives with issue 5
-    /// and goes with it; the image's directory is the gateway's to remove).
+    /// Deletes a server and, by cascade in the same statement, everything stored for it: its
+    /// variables and files, its image's state (S19). Its image directory and running sandboxes
+    /// are the gateway's to remove.
     pub async fn delete_server(
         &self,
         scope: &OrgScope,

@@ -21,7 +21,7 @@ use sqlx::Row;
 use store::{
     DatabaseLocation, Exposure, ImagePhase, ImageReport, ImageState, NewServer, Package,
     PackageKind, ServerId, ServerTransport, ServerUpdate, Store, StoreError, TokenOwner,
-    TokenRejection, ToolRuleId, UserId, VariableKind,
+    TokenRejection, ToolRuleId, UserId, VariableKind, VariableValue,
 };
 use vault::{RootSecret, Vault};
 
@@ -202,6 +202,7 @@ both_backends!(
     tokens_authenticate_until_revoked_expired_or_member_removed,
     s8_tokens_are_scoped_to_their_organization,
     s9_password_variables_are_sealed_and_previewed,
+    s19_server_variables_follow_their_references_and_go_with_their_server,
     s12_password_plaintext_is_not_in_the_database_bytes,
     s10_rotation_reseals_every_record,
     every_blob_column_is_sealed_or_a_digest,
@@ -585,10 +586,8 @@ async fn s9_password_variables_are_sealed_and_previewed(db: &TestDb) {
         .create_organization("beta", "Beta", "bob@example.com")
         .await
         .unwrap();
-    let long = SecretString::from("correct-horse-battery-staple");
-    let short = SecretString::from("hunter2");
-    let meta = store
-        .put_password_variable(&scope_a, "API_KEY", &long)
+    let server_a = vars_server(&store, &scope_a).await;
+    let meta = put_password(&store, &scope_a, "API_KEY", "correct-horse-battery-staple")
         .await
         .unwrap();
     assert_eq!(
@@ -600,66 +599,292 @@ async fn s9_password_variables_are_sealed_and_previewed(db: &TestDb) {
         (VariableKind::Password, None, Some("…aple"))
     );
     assert_eq!(
-        store
-            .put_password_variable(&scope_a, "PIN", &short)
+        put_password(&store, &scope_a, "PIN", "hunter2")
             .await
             .unwrap()
             .preview,
         None
     );
-    store
-        .put_string_variable(&scope_a, "REGION", "eu-west-1")
+    put_string(&store, &scope_a, "REGION", "eu-west-1")
         .await
         .unwrap();
 
-    let listed = store.list_variables(&scope_a).await.unwrap();
+    let listed = store.list_variables(&scope_a, &server_a).await.unwrap();
     let names: Vec<_> = listed
         .iter()
-        .map(|v| (v.name.as_str(), v.string_value.as_deref()))
+        .map(|v| (v.name.as_str(), v.string_value.as_deref(), v.size_bytes))
         .collect();
     assert_eq!(
         names,
         [
-            ("API_KEY", None),
-            ("PIN", None),
-            ("REGION", Some("eu-west-1"))
+            ("API_KEY", None, 28),
+            ("PIN", None, 7),
+            ("REGION", Some("eu-west-1"), 9)
         ]
     );
     assert_eq!(
-        store
-            .reveal_password(&scope_a, "API_KEY")
-            .await
-            .unwrap()
-            .expose_secret(),
+        reveal(&store, &scope_a, "API_KEY").await.unwrap(),
         b"correct-horse-battery-staple"
     );
 
-    // Another organization sees none of it, and may use the same names independently.
-    assert!(store.list_variables(&scope_b).await.unwrap().is_empty());
+    // Another organization reaches none of it, even with the server's id, and may use the same
+    // names independently.
     assert!(matches!(
-        store.reveal_password(&scope_b, "API_KEY").await,
-        Err(StoreError::NotFound("variable"))
+        store.list_variables(&scope_b, &server_a).await,
+        Err(StoreError::NotFound("server"))
     ));
     assert!(matches!(
-        store.delete_variable(&scope_b, "API_KEY").await,
-        Err(StoreError::NotFound("variable"))
+        store
+            .open_variables(&scope_b, &server_a, &["API_KEY"])
+            .await,
+        Err(StoreError::Invalid {
+            field: "variables",
+            ..
+        })
     ));
+    let owner = authorize::<ManageServers>(Role::Owner).unwrap();
+    assert!(matches!(
+        store
+            .delete_variable(&scope_b, &owner, &server_a, "API_KEY")
+            .await,
+        Err(StoreError::NotFound("server"))
+    ));
+    put_password(&store, &scope_b, "API_KEY", "hunter2")
+        .await
+        .unwrap();
+    assert!(matches!(
+        put_password(&store, &scope_a, "API_KEY", "hunter2").await,
+        Err(StoreError::Conflict(_))
+    ));
+
     store
-        .put_password_variable(&scope_b, "API_KEY", &short)
+        .delete_variable(&scope_a, &owner, &server_a, "API_KEY")
+        .await
+        .unwrap();
+    assert!(matches!(
+        reveal(&store, &scope_a, "API_KEY").await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+async fn s19_server_variables_follow_their_references_and_go_with_their_server(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let owner = authorize::<ManageServers>(Role::Owner).unwrap();
+    let with_env = |env: &[(&str, &str)], args: &[&str]| ServerUpdate {
+        transport: Some(ServerTransport::Stdio {
+            command: "npx".to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            working_dir: None,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }),
+        ..ServerUpdate::default()
+    };
+    // A new server has no variables, so a reference is refused, naming it.
+    let mut server = stdio_server("api");
+    if let ServerTransport::Stdio { env, .. } = &mut server.transport {
+        env.insert("KEY".into(), "${API_KEY}".into());
+    }
+    match store.create_server(&scope, &owner, server).await {
+        Err(StoreError::Invalid {
+            field: "env",
+            reason,
+        }) => {
+            assert!(reason.contains("${API_KEY}"), "{reason}")
+        }
+        other => panic!("expected invalid env, got {other:?}"),
+    }
+    let id = store
+        .create_server(&scope, &owner, stdio_server("api"))
+        .await
+        .unwrap()
+        .id;
+    let revision = |store: &Store| {
+        let (store, scope, id) = (store.clone(), scope.clone(), id.clone());
+        async move { store.server(&scope, &id).await.unwrap().revision }
+    };
+    let before = revision(&store).await;
+    let password = || VariableValue::Password(SecretString::from("sk-live-0123456789abcdef"));
+    store
+        .create_variable(&scope, &owner, &id, "API_KEY", password())
+        .await
+        .unwrap();
+    assert_eq!(
+        revision(&store).await,
+        before + 1,
+        "a new variable reconnects sessions"
+    );
+    store
+        .create_variable(
+            &scope,
+            &owner,
+            &id,
+            "REGION",
+            VariableValue::String("eu".into()),
+        )
+        .await
+        .unwrap();
+    let file = |path: &str| VariableValue::File {
+        path: path.to_owned(),
+        contents: secrecy::SecretBox::new(b"{}".to_vec().into_boxed_slice()),
+    };
+    store
+        .create_variable(&scope, &owner, &id, "CREDS", file("/home/mcp/creds.json"))
         .await
         .unwrap();
     assert!(matches!(
         store
-            .put_password_variable(&scope_a, "API_KEY", &short)
+            .create_variable(&scope, &owner, &id, "OTHER", file("/home/mcp/creds.json"))
             .await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Conflict(message)) if message.contains("CREDS")
+    ));
+    assert!(matches!(
+        store
+            .create_variable(&scope, &owner, &id, "REL", file("home/../etc/passwd"))
+            .await,
+        Err(StoreError::Invalid { field: "path", .. })
+    ));
+    assert!(matches!(
+        store
+            .replace_variable(
+                &scope,
+                &owner,
+                &id,
+                "API_KEY",
+                VariableValue::String("x".into())
+            )
+            .await,
+        Err(StoreError::Invalid { field: "type", .. })
     ));
 
-    store.delete_variable(&scope_a, "API_KEY").await.unwrap();
-    assert!(matches!(
-        store.reveal_password(&scope_a, "API_KEY").await,
-        Err(StoreError::NotFound("variable"))
-    ));
+    // References: a password may be in env, never in args; strings and files anywhere.
+    store
+        .update_server(
+            &scope,
+            &owner,
+            &id,
+            with_env(
+                &[("KEY", "Bearer ${API_KEY}"), ("R", "${REGION}")],
+                &["--creds", "${CREDS}"],
+            ),
+        )
+        .await
+        .unwrap();
+    match store
+        .update_server(&scope, &owner, &id, with_env(&[], &["--key=${API_KEY}"]))
+        .await
+    {
+        Err(StoreError::Invalid {
+            field: "args",
+            reason,
+        }) => {
+            assert!(reason.contains("/proc"), "{reason}")
+        }
+        other => panic!("expected invalid args, got {other:?}"),
+    }
+    for (env, field) in [
+        (("HOME", "/x"), "env"),
+        (("KEY", "${API_KEY"), "env"),
+        (("KEY", "${MISSING}"), "env"),
+    ] {
+        assert!(
+            matches!(
+                store.update_server(&scope, &owner, &id, with_env(&[env], &[])).await,
+                Err(StoreError::Invalid { field: f, .. }) if f == field
+            ),
+            "{env:?}"
+        );
+    }
+    // A referenced variable stays until the reference goes.
+    match store.delete_variable(&scope, &owner, &id, "API_KEY").await {
+        Err(StoreError::Conflict(message)) => assert!(message.contains("env"), "{message}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let opened = store
+        .open_variables(&scope, &id, &["API_KEY", "CREDS"])
+        .await
+        .unwrap();
+    assert_eq!(opened[0].value.expose_secret(), b"sk-live-0123456789abcdef");
+    assert_eq!(opened[1].file_path.as_deref(), Some("/home/mcp/creds.json"));
+    assert!(!format!("{opened:?}").contains("sk-live"));
+
+    // Deleting the server deletes its variables in the same statement (S19).
+    store.delete_server(&scope, &owner, &id).await.unwrap();
+    let left = db
+        .query_strings(&format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM variables WHERE server_id = '{id}'"
+        ))
+        .await;
+    assert_eq!(left, ["0"], "variables outlived their server");
+}
+
+/// The server variables of these tests hang off, created on first use.
+async fn vars_server(store: &Store, scope: &store::OrgScope) -> ServerId {
+    if let Some(server) = store
+        .list_servers(scope)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|server| server.name == "vars")
+    {
+        return server.id;
+    }
+    let owner = authorize::<ManageServers>(Role::Owner).unwrap();
+    store
+        .create_server(scope, &owner, stdio_server("vars"))
+        .await
+        .unwrap()
+        .id
+}
+
+async fn put_variable(
+    store: &Store,
+    scope: &store::OrgScope,
+    name: &str,
+    value: VariableValue,
+) -> Result<store::VariableMeta, StoreError> {
+    let server = vars_server(store, scope).await;
+    let owner = authorize::<ManageServers>(Role::Owner).unwrap();
+    store
+        .create_variable(scope, &owner, &server, name, value)
+        .await?;
+    store.variable(scope, &server, name).await
+}
+
+async fn put_password(
+    store: &Store,
+    scope: &store::OrgScope,
+    name: &str,
+    value: &str,
+) -> Result<store::VariableMeta, StoreError> {
+    put_variable(
+        store,
+        scope,
+        name,
+        VariableValue::Password(SecretString::from(value)),
+    )
+    .await
+}
+
+async fn put_string(
+    store: &Store,
+    scope: &store::OrgScope,
+    name: &str,
+    value: &str,
+) -> Result<store::VariableMeta, StoreError> {
+    put_variable(store, scope, name, VariableValue::String(value.to_owned())).await
+}
+
+async fn reveal(store: &Store, scope: &store::OrgScope, name: &str) -> Result<Vec<u8>, StoreError> {
+    let server = vars_server(store, scope).await;
+    let opened = store.open_variables(scope, &server, &[name]).await?;
+    Ok(opened[0].value.expose_secret().to_vec())
 }
 
 async fn s12_password_plaintext_is_not_in_the_database_bytes(db: &TestDb) {
@@ -669,10 +894,21 @@ async fn s12_password_plaintext_is_not_in_the_database_bytes(db: &TestDb) {
         .create_organization("acme", "Acme", "alice@example.com")
         .await
         .unwrap();
-    store
-        .put_password_variable(&scope, "CANARY", &SecretString::from(canary.clone()))
+    put_password(&store, &scope, "CANARY", &canary)
         .await
         .unwrap();
+    let file_canary = format!("file-canary-{}", uuid::Uuid::new_v4().simple());
+    put_variable(
+        &store,
+        &scope,
+        "CREDS",
+        VariableValue::File {
+            path: "/home/mcp/creds.json".to_owned(),
+            contents: secrecy::SecretBox::new(file_canary.clone().into_bytes().into_boxed_slice()),
+        },
+    )
+    .await
+    .unwrap();
     let token = pat::generate();
     let alice = store.list_members(&scope).await.unwrap()[0].user_id.clone();
     store
@@ -684,6 +920,7 @@ async fn s12_password_plaintext_is_not_in_the_database_bytes(db: &TestDb) {
         for needle in [
             canary.as_bytes(),
             hex(canary.as_bytes()).as_bytes(),
+            file_canary.as_bytes(),
             token.secret.expose_secret().as_bytes(),
         ] {
             assert!(
@@ -712,10 +949,7 @@ async fn s10_rotation_reseals_every_record(db: &TestDb) {
         ("ONE", "first-secret-value"),
         ("TWO", "second-secret-value"),
     ] {
-        store
-            .put_password_variable(&scope, name, &SecretString::from(value))
-            .await
-            .unwrap();
+        put_password(&store, &scope, name, value).await.unwrap();
     }
     store.close().await;
 
@@ -723,15 +957,10 @@ async fn s10_rotation_reseals_every_record(db: &TestDb) {
     let rotating = db.open(vault(SECRET_B, Some(SECRET_A))).await.unwrap();
     let scope = rotating.operator_scope("acme").await.unwrap();
     assert_eq!(
-        rotating
-            .reveal_password(&scope, "ONE")
-            .await
-            .unwrap()
-            .expose_secret(),
+        reveal(&rotating, &scope, "ONE").await.unwrap(),
         b"first-secret-value"
     );
-    rotating
-        .put_password_variable(&scope, "THREE", &SecretString::from("third-secret-value"))
+    put_password(&rotating, &scope, "THREE", "third-secret-value")
         .await
         .unwrap();
 
@@ -764,11 +993,7 @@ async fn s10_rotation_reseals_every_record(db: &TestDb) {
         ("THREE", "third-secret-value"),
     ] {
         assert_eq!(
-            after
-                .reveal_password(&scope, name)
-                .await
-                .unwrap()
-                .expose_secret(),
+            reveal(&after, &scope, name).await.unwrap(),
             value.as_bytes()
         );
     }
@@ -838,15 +1063,11 @@ async fn bad_input_is_refused_with_the_field_named(db: &TestDb) {
         .await
         .unwrap();
     invalid_field(
-        store
-            .put_string_variable(&scope, "lower", "x")
-            .await
-            .map(|_| ()),
+        put_string(&store, &scope, "lower", "x").await.map(|_| ()),
         "name",
     );
     invalid_field(
-        store
-            .put_string_variable(&scope, "BIG", &"x".repeat(70_000))
+        put_string(&store, &scope, "BIG", &"x".repeat(70_000))
             .await
             .map(|_| ()),
         "value",
@@ -954,6 +1175,7 @@ fn stdio_server(name: &str) -> NewServer {
                 "@modelcontextprotocol/server-everything".to_owned(),
             ],
             working_dir: None,
+            env: Default::default(),
         },
         exposure: Exposure::Prefixed,
         enabled: true,
@@ -966,6 +1188,7 @@ fn remote_server(name: &str, url: &str) -> NewServer {
     NewServer {
         transport: ServerTransport::StreamableHttp {
             url: url.to_owned(),
+            headers: Default::default(),
         },
         ..stdio_server(name)
     }
@@ -1034,6 +1257,7 @@ async fn servers_are_created_listed_updated_and_deleted(db: &TestDb) {
         command: "/usr/bin/uvx".to_owned(),
         args: vec!["mcp-server-fetch".to_owned(), String::new()],
         working_dir: Some("/srv/fetch".to_owned()),
+        env: Default::default(),
     };
     let updated = store
         .update_server(
@@ -1100,6 +1324,7 @@ async fn servers_are_created_listed_updated_and_deleted(db: &TestDb) {
             ServerUpdate {
                 transport: Some(ServerTransport::StreamableHttp {
                     url: "http://10.0.0.5:8080/mcp".to_owned(),
+                    headers: Default::default(),
                 }),
                 ..ServerUpdate::default()
             },
@@ -1144,6 +1369,7 @@ async fn server_input_is_refused_with_the_field_named(db: &TestDb) {
             command: command.to_owned(),
             args,
             working_dir: working_dir.map(str::to_owned),
+            env: Default::default(),
         },
         ..stdio_server("ok")
     };
@@ -1897,6 +2123,7 @@ async fn images_follow_their_package_one_generation_at_a_time(db: &TestDb) {
                 ServerUpdate {
                     transport: Some(ServerTransport::StreamableHttp {
                         url: "https://mcp.example.com/mcp".into(),
+                        headers: Default::default(),
                     }),
                     ..ServerUpdate::default()
                 },

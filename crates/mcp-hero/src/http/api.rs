@@ -7,6 +7,7 @@
 
 pub mod servers;
 pub mod tool_rules;
+pub mod variables;
 
 use auth::{ManageMembers, Permit, Role, authorize};
 use axum::Json;

@@ -11,10 +11,11 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use mcp::credentials::{FileMount, Piece, Template};
 use mcp::upstream::{Exposure, UpstreamSpec, UpstreamTransport};
 use mcp::{Gateway, PlanError, SessionOwner, SessionPlan};
 use serde::Serialize;
-use store::{Principal, Server, ServerTransport, Store};
+use store::{Principal, Server, ServerTransport, Store, TemplatePart, VariableKind, VariableMeta};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -155,49 +156,150 @@ async fn plan(
         tracing::error!(%error, "could not load servers for a new MCP session");
         PlanError("the database did not answer; try again".to_owned())
     };
-    let servers = store.list_servers(&caller.scope).await.map_err(failed)?;
+    let servers = org_upstreams(store, &caller.scope, images)
+        .await
+        .map_err(failed)?;
     let rules = store.tool_rules(&caller.scope).await.map_err(failed)?;
     Ok(SessionPlan {
-        servers: upstream_specs(&servers, images),
+        servers,
         access: MemberToolAccess::for_member(&rules, caller.role, &caller.user_id),
     })
 }
 
+/// The organization's enabled servers, as the data plane wants them.
+pub async fn org_upstreams(
+    store: &Store,
+    scope: &store::OrgScope,
+    images: &ImageDirs,
+) -> Result<Vec<UpstreamSpec>, store::StoreError> {
+    let servers = store.list_servers(scope).await?;
+    let variables = store.variables_for_plan(scope).await?;
+    Ok(upstream_specs(&servers, &variables, images))
+}
+
 /// The enabled servers, as the data plane wants them. A server with a package runs from its
-/// image once that is ready; until then every session fails it with the reason.
-pub fn upstream_specs(servers: &[Server], images: &ImageDirs) -> Vec<UpstreamSpec> {
+/// image once that is ready; until then every session fails it with the reason. String
+/// variables and file paths are filled in here; password references stay references, opened
+/// only when a session starts the server (S14).
+pub fn upstream_specs(
+    servers: &[Server],
+    variables: &[VariableMeta],
+    images: &ImageDirs,
+) -> Vec<UpstreamSpec> {
     servers
         .iter()
         .filter(|server| server.enabled)
-        .map(|server| UpstreamSpec {
-            server_id: server.id.to_string(),
-            name: server.name.clone(),
-            revision: server.revision,
-            exposure: match server.exposure {
-                store::Exposure::Prefixed => Exposure::Prefixed,
-                store::Exposure::Unprefixed => Exposure::Unprefixed,
-            },
-            transport: match &server.transport {
-                ServerTransport::Stdio {
-                    command,
-                    args,
-                    working_dir,
-                } => images.session_transport(
-                    server,
-                    mcp::launcher::StdioCommand {
-                        command: command.clone(),
-                        args: args.clone(),
-                        working_dir: working_dir.clone(),
-                        image: None,
-                    },
-                ),
-                ServerTransport::StreamableHttp { url } => UpstreamTransport::StreamableHttp {
-                    url: url.clone(),
-                    internal: server.internal,
+        .map(|server| {
+            let own: Vec<&VariableMeta> = variables
+                .iter()
+                .filter(|variable| variable.server_id == server.id)
+                .collect();
+            UpstreamSpec {
+                server_id: server.id.to_string(),
+                name: server.name.clone(),
+                revision: server.revision,
+                exposure: match server.exposure {
+                    store::Exposure::Prefixed => Exposure::Prefixed,
+                    store::Exposure::Unprefixed => Exposure::Unprefixed,
                 },
-            },
+                transport: transport_for(server, &own, images)
+                    .unwrap_or_else(|reason| UpstreamTransport::Unavailable { reason }),
+            }
         })
         .collect()
+}
+
+fn transport_for(
+    server: &Server,
+    variables: &[&VariableMeta],
+    images: &ImageDirs,
+) -> Result<UpstreamTransport, String> {
+    Ok(match &server.transport {
+        ServerTransport::Stdio {
+            command,
+            args,
+            working_dir,
+            env,
+        } => {
+            let args = args
+                .iter()
+                .map(|arg| {
+                    resolve(arg, variables)?.as_text().ok_or_else(|| {
+                        "references a password variable in its arguments, which every host user \
+                         could read"
+                            .to_owned()
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let env = env
+                .iter()
+                .map(|(name, value)| Ok((name.clone(), resolve(value, variables)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            let files = variables
+                .iter()
+                .filter(|variable| variable.kind == VariableKind::File)
+                .filter_map(|variable| {
+                    Some(FileMount {
+                        variable: variable.name.clone(),
+                        path: variable.file_path.clone()?,
+                    })
+                })
+                .collect();
+            images.session_transport(
+                server,
+                mcp::launcher::StdioCommand {
+                    command: command.clone(),
+                    args,
+                    working_dir: working_dir.clone(),
+                    image: None,
+                    env,
+                    files,
+                },
+            )
+        }
+        ServerTransport::StreamableHttp { url, headers } => UpstreamTransport::StreamableHttp {
+            url: url.clone(),
+            internal: server.internal,
+            headers: headers
+                .iter()
+                .map(|(name, value)| Ok((name.clone(), resolve(value, variables)?)))
+                .collect::<Result<Vec<_>, String>>()?,
+            oauth: false,
+        },
+    })
+}
+
+/// Turns a stored setting into the data plane's template: string variables and file paths
+/// are filled in, passwords stay named references. A reference that no longer resolves (the
+/// server was saved before its variable went) makes the server unavailable, saying which.
+fn resolve(text: &str, variables: &[&VariableMeta]) -> Result<Template, String> {
+    let parsed = store::Template::parse(text)
+        .map_err(|reason| format!("has a setting that does not parse: {reason}"))?;
+    let pieces = parsed
+        .parts()
+        .iter()
+        .map(|part| match part {
+            TemplatePart::Text(text) => Ok(Piece::Text(text.clone())),
+            TemplatePart::Variable(name) => {
+                let variable = variables
+                    .iter()
+                    .find(|variable| variable.name == *name)
+                    .ok_or_else(|| {
+                        format!("references ${{{name}}}, which is not one of its variables")
+                    })?;
+                Ok(match variable.kind {
+                    VariableKind::String => {
+                        Piece::Text(variable.string_value.clone().unwrap_or_default())
+                    }
+                    VariableKind::File => {
+                        Piece::Text(variable.file_path.clone().unwrap_or_default())
+                    }
+                    VariableKind::Password => Piece::Secret(name.clone()),
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Template::new(pieces))
 }
 
 /// One live MCP session.
@@ -307,10 +409,8 @@ async fn apply(
             |owner| owner.org == org.as_str() && owner.token == token.as_str(),
             "its token was revoked",
         ),
-        Change::Server { scope, .. } => match store.list_servers(&scope).await {
-            Ok(servers) => {
-                gateway.set_org_servers(scope.org_id().as_str(), &upstream_specs(&servers, images))
-            }
+        Change::Server { scope, .. } => match org_upstreams(store, &scope, images).await {
+            Ok(servers) => gateway.set_org_servers(scope.org_id().as_str(), &servers),
             Err(error) => tracing::error!(%error, "could not reload servers for live sessions"),
         },
         Change::ToolRules { scope } => match store.tool_rules(&scope).await {

@@ -18,6 +18,7 @@ fn server(
             command: "mcp-server-time".into(),
             args: Vec::new(),
             working_dir: None,
+            env: Default::default(),
         },
         exposure: store::Exposure::Prefixed,
         enabled: true,
@@ -45,6 +46,8 @@ fn command() -> mcp::launcher::StdioCommand {
         args: Vec::new(),
         working_dir: None,
         image: None,
+        env: Vec::new(),
+        files: Vec::new(),
     }
 }
 

@@ -223,7 +223,12 @@ impl Gateway {
         let victor = issue(acme.clone(), victor).await;
         let olga = issue(other, olga_id).await;
 
-        let gateway = mcp::Gateway::new(config, launcher).unwrap();
+        let gateway = mcp::Gateway::with_credentials(
+            config,
+            launcher,
+            Arc::new(mcp_hero::credentials::StoreCredentials::new(store.clone())),
+        )
+        .unwrap();
         let state = AppState::with_images(store.clone(), gateway.clone(), images);
         let images = state.images.clone();
         let app = router(state, 64 * 1024);

@@ -9,11 +9,67 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use secrecy::ExposeSecret;
 
 use super::{Shared, lock};
+use crate::credentials::{CredentialTarget, Credentials, OpenedSecrets, Template};
 use crate::jsonrpc::{INTERNAL_ERROR, Message, RpcError};
+
+/// Renders a server's configured headers with their secrets; every value is marked sensitive,
+/// so no trace or debug output of a request shows it (S16).
+pub(super) fn render_headers(
+    headers: &[(String, Template)],
+    opened: &OpenedSecrets,
+) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("has a bad header name {name:?}"))?;
+        let rendered = value
+            .render(opened)
+            .map_err(|error| format!("its header {name} could not be set: {error}"))?;
+        let mut header_value = HeaderValue::from_str(&rendered).map_err(|_| {
+            format!(
+                "its header {name} holds characters a header cannot carry (check its variables)"
+            )
+        })?;
+        header_value.set_sensitive(true);
+        map.append(header_name, header_value);
+    }
+    Ok(map)
+}
+
+/// Where a remote server's OAuth access tokens come from: the session member's (or the
+/// organization's) tokens, refreshed by the credential store.
+pub(super) struct OAuthSource {
+    pub credentials: Arc<dyn Credentials>,
+    pub org: String,
+    pub server_id: String,
+    pub member: String,
+}
+
+impl OAuthSource {
+    async fn bearer(&self, force_refresh: bool) -> Result<HeaderValue, String> {
+        let target = CredentialTarget {
+            org: &self.org,
+            server_id: &self.server_id,
+            member: &self.member,
+        };
+        let token = self.credentials.access_token(target, force_refresh).await?;
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| "its OAuth access token is not a valid header value".to_owned())?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+/// What authenticates a link's requests: static headers and, optionally, OAuth.
+pub(super) struct LinkAuth {
+    pub headers: HeaderMap,
+    pub oauth: Option<OAuthSource>,
+}
 
 /// The two HTTP clients upstream connections share: one behind the SSRF guard, one for servers
 /// an admin marked internal.
@@ -133,6 +189,10 @@ impl Resolve for PublicOnlyResolver {
 pub(super) struct HttpLink {
     url: reqwest::Url,
     client: reqwest::Client,
+    headers: HeaderMap,
+    oauth: Option<OAuthSource>,
+    /// The last access token, reused until the server answers 401.
+    bearer: Mutex<Option<HeaderValue>>,
     session_id: Mutex<Option<HeaderValue>>,
     protocol_version: Mutex<Option<HeaderValue>>,
     shared: Arc<Shared>,
@@ -144,6 +204,7 @@ impl HttpLink {
     pub(super) fn new(
         url: &str,
         internal: bool,
+        auth: LinkAuth,
         clients: &super::HttpClients,
         shared: Arc<Shared>,
         max_message_bytes: usize,
@@ -171,6 +232,9 @@ impl HttpLink {
         let link = Arc::new(HttpLink {
             url,
             client,
+            headers: auth.headers,
+            oauth: auth.oauth,
+            bearer: Mutex::new(None),
             session_id: Mutex::new(None),
             protocol_version: Mutex::new(None),
             shared,
@@ -182,13 +246,16 @@ impl HttpLink {
             ending.shared.cancel.cancelled().await;
             let session = lock(&ending.session_id).clone();
             if let Some(session) = session {
-                let _ = ending
-                    .client
-                    .delete(ending.url.clone())
-                    .header("mcp-session-id", session)
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await;
+                if let Ok(request) = ending
+                    .authorized(ending.client.delete(ending.url.clone()), false)
+                    .await
+                {
+                    let _ = request
+                        .header("mcp-session-id", session)
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await;
+                }
             }
             ending.shared.gone.cancel();
         });
@@ -198,6 +265,32 @@ impl HttpLink {
     /// Remembers the version the upstream chose, sent on every later request.
     pub(super) fn set_protocol_version(&self, version: &str) {
         *lock(&self.protocol_version) = HeaderValue::from_str(version).ok();
+    }
+
+    /// Adds the server's headers and, with OAuth, a bearer token (a fresh one after a 401).
+    async fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+        refresh: bool,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let mut request = request.headers(self.headers.clone());
+        if let Some(oauth) = &self.oauth {
+            let cached = if refresh {
+                None
+            } else {
+                lock(&self.bearer).clone()
+            };
+            let bearer = match cached {
+                Some(bearer) => bearer,
+                None => {
+                    let bearer = oauth.bearer(refresh).await?;
+                    *lock(&self.bearer) = Some(bearer.clone());
+                    bearer
+                }
+            };
+            request = request.header(header::AUTHORIZATION, bearer);
+        }
+        Ok(request)
     }
 
     fn with_session(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -215,13 +308,9 @@ impl HttpLink {
     pub(super) fn post(self: &Arc<Self>, message: Message, request_id: Option<u64>) {
         let link = self.clone();
         tokio::spawn(async move {
-            let request = link
-                .with_session(link.client.post(link.url.clone()))
-                .header(header::ACCEPT, "application/json, text/event-stream")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(message.to_json());
+            let body = message.to_json();
             let outcome = tokio::select! {
-                outcome = link.exchange(request, request_id) => outcome,
+                outcome = link.post_once(&body, request_id) => outcome,
                 () = link.shared.cancel.cancelled() => return,
             };
             if let Err(reason) = outcome {
@@ -237,21 +326,34 @@ impl HttpLink {
         });
     }
 
+    /// POSTs `body`; with OAuth, a 401 gets one retry with a refreshed token.
+    async fn post_once(&self, body: &str, request_id: Option<u64>) -> Result<(), String> {
+        let mut refresh = false;
+        loop {
+            let request = self
+                .authorized(
+                    self.with_session(self.client.post(self.url.clone())),
+                    refresh,
+                )
+                .await
+                .map_err(|error| format!("could not be authorized: {error}"))?
+                .header(header::ACCEPT, "application/json, text/event-stream")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+            let response = send(request).await?;
+            if response.status() == StatusCode::UNAUTHORIZED && self.oauth.is_some() && !refresh {
+                refresh = true;
+                continue;
+            }
+            return self.exchange(response, request_id).await;
+        }
+    }
+
     async fn exchange(
         &self,
-        request: reqwest::RequestBuilder,
+        response: reqwest::Response,
         request_id: Option<u64>,
     ) -> Result<(), String> {
-        let response = request
-            .send()
-            .await
-            // The URL is left out of reasons: its query may hold a credential (S16).
-            .map_err(|error| {
-                format!(
-                    "could not be reached: {}",
-                    error_chain(&error.without_url())
-                )
-            })?;
         if let Some(session) = response.headers().get("mcp-session-id") {
             let mut current = lock(&self.session_id);
             if current.is_none() {
@@ -265,6 +367,12 @@ impl HttpLink {
         }
         if status == StatusCode::ACCEPTED {
             return Ok(());
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(format!(
+                "answered HTTP {status}: check the server's credentials (its headers' variables, \
+                 or its OAuth connection)"
+            ));
         }
         if !status.is_success() {
             return Err(format!("answered HTTP {status}"));
@@ -345,10 +453,14 @@ impl HttpLink {
     pub(super) fn open_listen_stream(self: &Arc<Self>) {
         let link = self.clone();
         tokio::spawn(async move {
-            let request = link
-                .with_session(link.client.get(link.url.clone()))
-                .header(header::ACCEPT, "text/event-stream");
             let listen = async {
+                let Ok(request) = link
+                    .authorized(link.with_session(link.client.get(link.url.clone())), false)
+                    .await
+                else {
+                    return;
+                };
+                let request = request.header(header::ACCEPT, "text/event-stream");
                 let Ok(response) = request.send().await else {
                     return;
                 };
@@ -367,6 +479,17 @@ impl HttpLink {
             }
         });
     }
+}
+
+/// Sends a request; the URL is left out of the reason, since its query may hold a credential
+/// (S16).
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    request.send().await.map_err(|error| {
+        format!(
+            "could not be reached: {}",
+            error_chain(&error.without_url())
+        )
+    })
 }
 
 /// An error and its causes in one line (reqwest hides the useful part in the source chain).

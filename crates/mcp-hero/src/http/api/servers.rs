@@ -2,6 +2,8 @@
 //! them (S7, S8), and every committed change is reported to the data plane. A stdio server may
 //! name a package, which the gateway installs into its image (`/api/v1/servers/{id}/image`).
 
+use std::collections::BTreeMap;
+
 use auth::{ManageServers, authorize};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -32,11 +34,20 @@ pub enum TransportBody {
         /// An absolute directory to run in; the sandbox's default when absent.
         #[serde(default)]
         working_dir: Option<String>,
+        /// Environment variables; values may reference the server's variables as `${NAME}`
+        /// (passwords are opened only when a session starts the server). At most 64;
+        /// `HOME`, `PATH`, `LANG` and the proxy variables are the sandbox's.
+        #[serde(default)]
+        env: BTreeMap<String, String>,
     },
     /// A remote server speaking Streamable HTTP.
     StreamableHttp {
         /// Its MCP endpoint, `http://` or `https://`, without credentials.
         url: String,
+        /// Headers sent on every request (an API key, say); values may reference the server's
+        /// string and password variables as `${NAME}`. At most 64.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
     },
 }
 
@@ -47,12 +58,16 @@ impl From<TransportBody> for ServerTransport {
                 command,
                 args,
                 working_dir,
+                env,
             } => ServerTransport::Stdio {
                 command,
                 args,
                 working_dir,
+                env,
             },
-            TransportBody::StreamableHttp { url } => ServerTransport::StreamableHttp { url },
+            TransportBody::StreamableHttp { url, headers } => {
+                ServerTransport::StreamableHttp { url, headers }
+            }
         }
     }
 }
@@ -64,12 +79,16 @@ impl From<ServerTransport> for TransportBody {
                 command,
                 args,
                 working_dir,
+                env,
             } => TransportBody::Stdio {
                 command,
                 args,
                 working_dir,
+                env,
             },
-            ServerTransport::StreamableHttp { url } => TransportBody::StreamableHttp { url },
+            ServerTransport::StreamableHttp { url, headers } => {
+                TransportBody::StreamableHttp { url, headers }
+            }
         }
     }
 }
@@ -287,7 +306,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(deserializer).map(Some)
 }
 
-fn server_changed(state: &AppState, caller: &Caller, server: ServerId) {
+pub(crate) fn server_changed(state: &AppState, caller: &Caller, server: ServerId) {
     state.changes.changed(Change::Server {
         scope: caller.scope.clone(),
         server,

@@ -1,0 +1,41 @@
+-- Server secrets (issue 5): variables belong to one server and go with it (S19). A variable is a
+-- string (readable), a password or a file (both sealed, S9); a file also names the path the
+-- server sees it at. Servers gain `env` (stdio) and `headers` (remote): JSON objects whose values
+-- may reference the server's variables as ${NAME}.
+
+-- Organization-wide variables were only ever written through the store library (no API or
+-- command wrote them) and have no server to belong to. Refuse to migrate rather than drop one:
+-- the CHECK fails when any exists.
+CREATE TABLE migration_0004_guard (existing BIGINT NOT NULL CHECK (existing = 0));
+INSERT INTO migration_0004_guard SELECT COUNT(*) FROM variables;
+DROP TABLE migration_0004_guard;
+DROP TABLE variables;
+
+CREATE TABLE variables (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    server_id TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('string', 'password', 'file')),
+    value_text TEXT,
+    value_sealed BLOB,
+    -- The last-4 preview of a long password, sealed on its own so listing never opens the secret.
+    preview_sealed BLOB,
+    -- Where a file variable appears inside the server's sandbox.
+    file_path TEXT,
+    size_bytes BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (server_id, name),
+    CHECK ((kind = 'string' AND value_text IS NOT NULL AND value_sealed IS NULL AND preview_sealed IS NULL AND file_path IS NULL)
+        OR (kind = 'password' AND value_sealed IS NOT NULL AND value_text IS NULL AND file_path IS NULL)
+        OR (kind = 'file' AND value_sealed IS NOT NULL AND value_text IS NULL AND preview_sealed IS NULL AND file_path IS NOT NULL))
+);
+
+CREATE INDEX variables_by_org ON variables (org_id);
+-- Two files of one server can't share a path.
+CREATE UNIQUE INDEX variables_file_paths ON variables (server_id, file_path) WHERE file_path IS NOT NULL;
+
+-- JSON objects of name → template; NULL on servers saved before this migration means none.
+ALTER TABLE servers ADD COLUMN env TEXT;
+ALTER TABLE servers ADD COLUMN headers TEXT;
