@@ -551,12 +551,14 @@ async fn every_secured_route_demands_a_valid_token() {
         let path = with_ids(&path, |_| "x".to_owned());
         for (token, challenge) in &cases {
             let answer = call(&fixture.app, method.clone(), &path, *token, Some("{}")).await;
+            // log-check: allow(the refused test tokens of this table, shown to say which case failed)
             assert_eq!(
                 answer.status,
                 StatusCode::UNAUTHORIZED,
                 "{method} {path} with {token:?}"
             );
             let header = answer.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+            // log-check: allow(a WWW-Authenticate challenge names no credential)
             assert!(header.contains(challenge), "{method} {path}: {header}");
             assert_eq!(answer.json()["error"]["code"], "unauthenticated");
         }
