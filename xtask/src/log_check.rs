@@ -16,6 +16,9 @@ mod macros;
 mod rules;
 mod walk;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -65,7 +65,7 @@ fn s17_environment_values_reaching_logs_are_reported() {
     );
 }
 
-/// S17: header values by `headers().get`, by index, through `let` and `if let`.
+/// S17: header values by `headers().get`, by index, through `let` and `if let`, by type.
 #[test]
 fn s17_header_values_reaching_logs_are_reported() {
     check(
@@ -78,6 +78,7 @@ fn s17_header_values_reaching_logs_are_reported() {
             (10, "an HTTP header value (`headers[..]`) reaches `error!`"),
             (15, "`value` (holds an HTTP header value"),
             (21, "`forwarded` (holds an HTTP header value"),
+            (26, "`value` (holds a `HeaderValue`) reaches `debug!`"),
         ],
     );
 }

@@ -78,8 +78,9 @@ const NON_CREDENTIAL_TOKEN_QUALIFIERS: &[&str] = &[
 
 /// Types whose values are secret by construction: `secrecy`'s and `zeroize`'s wrappers and the
 /// project's own root secret. A binding declared with one of these anywhere in its type
-/// (`Option<SecretString>`, `&RootSecret`) holds a secret.
-pub(crate) const SECRET_TYPES: &[&str] = &[
+/// (`Option<SecretString>`, `&RootSecret`), or built by one of their constructors
+/// (`SecretString::from(..)`), holds a secret.
+const SECRET_TYPES: &[&str] = &[
     "SecretString",
     "SecretBox",
     "SecretSlice",
@@ -89,6 +90,10 @@ pub(crate) const SECRET_TYPES: &[&str] = &[
     "Zeroizing",
     "RootSecret",
 ];
+
+/// Types that hold a raw HTTP header value: sensitive when declared (`value: &HeaderValue`),
+/// not when built from a literal (`HeaderValue::from_static("application/json")`).
+const HEADER_TYPES: &[&str] = &["HeaderValue"];
 
 /// Whether an identifier's name says it holds a secret. The secret word must be the name's
 /// noun: its last word (`password`, `root_secret`, `api_token`), or followed only by words that
@@ -125,7 +130,8 @@ pub(crate) fn is_metadata_name(name: &str) -> bool {
         .is_some_and(|last| METADATA_WORDS.contains(&last))
 }
 
-/// The first secret type a type mentions (`Option<&SecretString>` gives `SecretString`).
+/// The first secret or header-value type a type mentions (`Option<&SecretString>` gives
+/// `SecretString`).
 pub(crate) fn secret_type_in(ty: &syn::Type) -> Option<String> {
     let mut search = SecretTypeSearch { found: None };
     search.visit_type(ty);
@@ -154,7 +160,10 @@ struct SecretTypeSearch {
 
 impl<'ast> Visit<'ast> for SecretTypeSearch {
     fn visit_path_segment(&mut self, segment: &'ast syn::PathSegment) {
-        if self.found.is_none() && SECRET_TYPES.contains(&segment.ident.to_string().as_str()) {
+        let name = segment.ident.to_string();
+        if self.found.is_none()
+            && (SECRET_TYPES.contains(&name.as_str()) || HEADER_TYPES.contains(&name.as_str()))
+        {
             self.found = Some(segment.ident.to_string());
         }
         syn::visit::visit_path_segment(self, segment);

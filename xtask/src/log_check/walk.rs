@@ -193,11 +193,7 @@ impl FileWalk {
                     .flatten()
             }),
             Expr::Call(call) => self.call_source(call).or_else(|| {
-                let wraps = matches!(&*call.func, Expr::Path(path)
-                if path.path.segments.last().is_some_and(|last| {
-                    ["Some", "Ok", "from", "new"].contains(&last.ident.to_string().as_str())
-                }));
-                match (wraps, call.args.first()) {
+                match (is_value_wrapper(&call.func), call.args.first()) {
                     (true, Some(arg)) if call.args.len() == 1 => self.carried(arg),
                     _ => None,
                 }
@@ -769,6 +765,30 @@ impl<'ast> Visit<'ast> for PatNames {
         self.inside_err = outer || is_err;
         visit::visit_pat_tuple_struct(self, pat);
         self.inside_err = outer;
+    }
+}
+
+/// `Some(..)`, `Ok(..)`, `String::from(..)`, `Arc::new(..)`: calls whose result is their argument.
+fn is_value_wrapper(func: &Expr) -> bool {
+    let Expr::Path(path) = func else {
+        return false;
+    };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    match segments.as_slice() {
+        [single] => single == "Some" || single == "Ok",
+        [.., owner, constructor] => {
+            [
+                "String", "Box", "Arc", "Rc", "Cow", "OsString", "PathBuf", "Vec",
+            ]
+            .contains(&owner.as_str())
+                && (constructor == "from" || constructor == "new")
+        }
+        [] => false,
     }
 }
 
