@@ -52,7 +52,10 @@ fn s17_environment_values_reaching_logs_are_reported() {
             (8, "an environment value (`std::env::var`) reaches `info!`"),
             (12, "an environment value (`env::var_os`) reaches `debug!`"),
             (16, "an environment value (`read_var`) reaches `warn!`"),
-            (23, "`shown` (holds `url` (holds an environment value"),
+            (
+                23,
+                "`shown` (holds `url` (holds an environment value (`std::env::var`))) reaches `info!` through `{shown}`",
+            ),
             (
                 29,
                 "`value` (holds an environment value (`std::env::vars`)) reaches `trace!`",
@@ -77,7 +80,10 @@ fn s17_header_values_reaching_logs_are_reported() {
             ),
             (10, "an HTTP header value (`headers[..]`) reaches `error!`"),
             (15, "`value` (holds an HTTP header value"),
-            (21, "`forwarded` (holds an HTTP header value"),
+            (
+                21,
+                "`forwarded` (holds an HTTP header value (`headers().get(..)`)) reaches `debug!` through `{forwarded}`",
+            ),
             (26, "`value` (holds a `HeaderValue`) reaches `debug!`"),
         ],
     );
@@ -94,11 +100,11 @@ fn s17_secrets_reaching_logs_are_reported() {
             (16, "`database` (holds a `SecretString`) reaches `info!`"),
             (
                 20,
-                "`password` (a secret-looking name), captured by the format string",
+                "`password` (a secret-looking name) reaches `info!` through `{password}` in the format string",
             ),
             (
                 21,
-                "`session_token` (a secret-looking name), captured by the format string",
+                "`session_token` (a secret-looking name) reaches `info!` through `{session_token}`",
             ),
             (25, "`api_key` (a secret-looking name) reaches `info_span!`"),
             (29, "`bearer` (a secret-looking name) reaches `info!`"),
@@ -143,7 +149,7 @@ fn s17_other_sinks_and_unreasoned_allows_are_reported() {
             ),
             (
                 21,
-                "`credentials` (a secret-looking name), captured by the format string reaches `eprintln!`",
+                "`credentials` (a secret-looking name) reaches `eprintln!` through `{credentials}`",
             ),
             (
                 26,
@@ -151,7 +157,7 @@ fn s17_other_sinks_and_unreasoned_allows_are_reported() {
             ),
             (
                 28,
-                "`private_key` (a secret-looking name), captured by the format string reaches the `assert!` message",
+                "`private_key` (a secret-looking name) reaches the `assert!` message through `{private_key}`",
             ),
             (
                 29,

@@ -138,6 +138,26 @@ pub(crate) fn secret_type_in(ty: &syn::Type) -> Option<String> {
     search.found
 }
 
+/// Whether a type is a number or a `bool` (possibly behind references), which cannot hold a
+/// credential, so `const SECRETS: usize` or `tokens: u32` is not one.
+pub(crate) fn is_number_type(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Reference(reference) => is_number_type(&reference.elem),
+        syn::Type::Paren(paren) => is_number_type(&paren.elem),
+        syn::Type::Path(path) => {
+            path.qself.is_none()
+                && path.path.get_ident().is_some_and(|ident| {
+                    [
+                        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+                        "i128", "isize", "f32", "f64", "bool",
+                    ]
+                    .contains(&ident.to_string().as_str())
+                })
+        }
+        _ => false,
+    }
+}
+
 /// The secret type a call path constructs from (`SecretString::from`, `RootSecret::from_base64`).
 pub(crate) fn secret_type_of_constructor(path: &syn::Path) -> Option<String> {
     let segments: Vec<String> = path

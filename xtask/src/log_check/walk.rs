@@ -37,6 +37,8 @@ pub(crate) struct RawFinding {
 struct Leak {
     what: String,
     span: Span,
+    /// How it got into the sink when that is not visible at `span`: a format string capture.
+    via: String,
 }
 
 /// What a local binding is known to hold.
@@ -46,6 +48,9 @@ enum Binding {
     Sensitive(String),
     /// Holds something else, shadowing any sensitive binding of the same name.
     Clean,
+    /// Declared as a number or a `bool`, which no credential is: not secret whatever its name
+    /// (`tokens: usize`).
+    Number,
 }
 
 /// Methods whose result keeps the value it is called on (`env::var(..)?.trim().to_string()`).
@@ -90,6 +95,8 @@ pub(crate) struct FileWalk {
     env_imports: HashSet<String>,
     /// Fields this file declares with a secret type (`url: SecretString`).
     secret_fields: HashSet<String>,
+    /// Constants and statics this file declares as numbers (`const SECRETS: usize = 50`).
+    number_items: HashSet<String>,
     /// Local bindings, innermost block last.
     scopes: Vec<HashMap<String, Binding>>,
     /// The line where the sink being checked starts, an anchor for allow comments.
@@ -105,6 +112,7 @@ impl FileWalk {
             findings: Vec::new(),
             env_imports: declarations.env_imports,
             secret_fields: declarations.secret_fields,
+            number_items: declarations.number_items,
             scopes: vec![HashMap::new()],
             sink_line: 0,
         };
@@ -118,24 +126,36 @@ impl FileWalk {
             line: start.line,
             column: start.column + 1,
             anchors: vec![start.line, self.sink_line],
-            message: format!("{} reaches {sink}", leak.what),
+            message: format!("{} reaches {sink}{}", leak.what, leak.via),
         });
     }
 
     // Bindings.
 
     fn lookup(&self, name: &str) -> Option<String> {
+        let binding = self.scopes.iter().rev().find_map(|scope| scope.get(name));
+        let number = match binding {
+            Some(binding) => matches!(binding, Binding::Number),
+            None => self.number_items.contains(name),
+        };
+        if number {
+            return None;
+        }
         if rules::is_secret_name(name) {
             return Some(format!("`{name}` (a secret-looking name)"));
         }
-        for scope in self.scopes.iter().rev() {
-            match scope.get(name) {
-                Some(Binding::Sensitive(what)) => return Some(format!("`{name}` (holds {what})")),
-                Some(Binding::Clean) => return None,
-                None => {}
-            }
+        match binding {
+            Some(Binding::Sensitive(what)) => Some(format!("`{name}` (holds {what})")),
+            _ => None,
         }
-        None
+    }
+
+    /// What a parameter or a typed `let` holds by its declared type alone.
+    fn binding_of_type(ty: &syn::Type) -> Option<Binding> {
+        if let Some(secret_type) = rules::secret_type_in(ty) {
+            return Some(Binding::Sensitive(format!("a `{secret_type}`")));
+        }
+        rules::is_number_type(ty).then_some(Binding::Number)
     }
 
     /// Binds a pattern's names; those inside `Err(..)` hold the error, not the value.
@@ -155,9 +175,9 @@ impl FileWalk {
     /// What a binding initialized from `expr` holds.
     fn binding_for(&self, pat: &Pat, expr: Option<&Expr>) -> Binding {
         if let Pat::Type(typed) = pat
-            && let Some(secret_type) = rules::secret_type_in(&typed.ty)
+            && let Some(binding) = Self::binding_of_type(&typed.ty)
         {
-            return Binding::Sensitive(format!("a `{secret_type}`"));
+            return binding;
         }
         match expr.and_then(|expr| self.carried(expr)) {
             Some(leak) => Binding::Sensitive(leak.what),
@@ -229,11 +249,13 @@ impl FileWalk {
             return Some(Leak {
                 what: format!("an environment value (`{}`)", segments.join("::")),
                 span: call.span(),
+                via: String::new(),
             });
         }
         rules::secret_type_of_constructor(&func.path).map(|secret_type| Leak {
             what: format!("a `{secret_type}` (`{}`)", segments.join("::")),
             span: call.span(),
+            via: String::new(),
         })
     }
 
@@ -245,6 +267,7 @@ impl FileWalk {
             return Some(Leak {
                 what: "an `expose_secret()` value".to_owned(),
                 span: call.method.span(),
+                via: String::new(),
             });
         }
         if ["get", "get_all", "typed_get"].contains(&method.as_str()) && is_headers(&call.receiver)
@@ -252,6 +275,7 @@ impl FileWalk {
             return Some(Leak {
                 what: format!("an HTTP header value (`headers().{method}(..)`)"),
                 span: call.span(),
+                via: String::new(),
             });
         }
         None
@@ -262,6 +286,7 @@ impl FileWalk {
         is_headers(&index.expr).then(|| Leak {
             what: "an HTTP header value (`headers[..]`)".to_owned(),
             span: index.span(),
+            via: String::new(),
         })
     }
 
@@ -270,6 +295,7 @@ impl FileWalk {
         self.lookup(&ident.to_string()).map(|what| Leak {
             what,
             span: ident.span(),
+            via: String::new(),
         })
     }
 
@@ -282,12 +308,14 @@ impl FileWalk {
             return Some(Leak {
                 what: format!("field `{text}` (a secret-looking name)"),
                 span: name.span(),
+                via: String::new(),
             });
         }
         if self.secret_fields.contains(&text) {
             return Some(Leak {
                 what: format!("field `{text}` (declared with a secret type in this file)"),
                 span: name.span(),
+                via: String::new(),
             });
         }
         None
@@ -324,8 +352,9 @@ impl FileWalk {
                         }
                         if let Some(what) = self.lookup(&capture) {
                             leaks.push(Leak {
-                                what: format!("{what}, captured by the format string"),
+                                what,
                                 span: format.span(),
+                                via: format!(" through `{{{capture}}}` in the format string"),
                             });
                         }
                     }
@@ -368,6 +397,7 @@ impl FileWalk {
                         return Some(Leak {
                             what,
                             span: ident.span(),
+                            via: String::new(),
                         });
                     }
                 }
@@ -388,10 +418,7 @@ impl FileWalk {
             .unwrap_or_default();
         let (skip, target) = match sink {
             Sink::Log | Sink::Print => (0, format!("`{name}!`")),
-            Sink::Panic { skip } => (
-                skip,
-                format!("the `{name}!` message (a panic message is printed and logged, S16)"),
-            ),
+            Sink::Panic { skip } => (skip, format!("the `{name}!` message")),
             Sink::Format => return,
         };
         self.sink_line = mac.path.span().start().line;
@@ -462,10 +489,7 @@ impl FileWalk {
         let outer = std::mem::replace(&mut self.scopes, vec![HashMap::new()]);
         for input in &sig.inputs {
             if let syn::FnArg::Typed(typed) = input {
-                let binding = match rules::secret_type_in(&typed.ty) {
-                    Some(secret_type) => Binding::Sensitive(format!("a `{secret_type}`")),
-                    None => Binding::Clean,
-                };
+                let binding = Self::binding_of_type(&typed.ty).unwrap_or(Binding::Clean);
                 self.bind(&typed.pat, &binding);
             }
         }
@@ -690,11 +714,26 @@ impl<'ast> Visit<'ast> for LeakSearch<'_> {
 struct Declarations {
     env_imports: HashSet<String>,
     secret_fields: HashSet<String>,
+    number_items: HashSet<String>,
 }
 
 impl<'ast> Visit<'ast> for Declarations {
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
         collect_env_imports(&item.tree, &mut Vec::new(), &mut self.env_imports);
+    }
+
+    fn visit_item_const(&mut self, item: &'ast syn::ItemConst) {
+        if rules::is_number_type(&item.ty) {
+            self.number_items.insert(item.ident.to_string());
+        }
+        visit::visit_item_const(self, item);
+    }
+
+    fn visit_item_static(&mut self, item: &'ast syn::ItemStatic) {
+        if rules::is_number_type(&item.ty) {
+            self.number_items.insert(item.ident.to_string());
+        }
+        visit::visit_item_static(self, item);
     }
 
     fn visit_field(&mut self, field: &'ast syn::Field) {
