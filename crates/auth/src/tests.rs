@@ -1,5 +1,10 @@
 //! Role decisions (S7 for the API) and token format checks.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests compare and parse freshly generated tokens"
+)]
+
 use secrecy::ExposeSecret;
 
 use crate::pat::{self, TokenFormatError};

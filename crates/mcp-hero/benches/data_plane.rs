@@ -16,6 +16,10 @@
 //! Both use the same client: hyper's HTTP/1.1 connection API, one kept-alive TCP connection per
 //! task, one request at a time per connection.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks use freshly generated secrets and tokens"
+)]
 // A benchmark reports on stdout and, like a test, should stop loudly when its fixture is broken.
 #![allow(
     clippy::unwrap_used,

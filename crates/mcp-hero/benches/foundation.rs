@@ -5,6 +5,10 @@
 //! 200 or any token check failed. Every socket is on 127.0.0.1; the database is a temporary SQLite
 //! file. The whole run stays well under two minutes on two cores.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks use freshly generated secrets and tokens"
+)]
 // A benchmark reports on stdout and, like a test, should stop loudly when its fixture is broken.
 #![allow(
     clippy::unwrap_used,

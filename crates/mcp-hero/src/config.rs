@@ -173,6 +173,10 @@ impl Environment {
     }
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "parses the root secret into the vault's own secret type"
+)]
 fn parse_root_secret(var: &'static str, value: &SecretString) -> Result<RootSecret, ConfigError> {
     RootSecret::from_base64(value.expose_secret())
         .map_err(|reason| ConfigError::BadRootSecret { var, reason })
@@ -313,6 +317,10 @@ pub struct ServeConfig {
 
 impl StoreConfig {
     /// Resolves the store's location; creates the data directory if missing.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "checks only the URL's scheme; the URL stays in its `SecretString`"
+    )]
     pub fn resolve(env: &Environment, flags: &StoreFlags) -> Result<Self, ConfigError> {
         let config_path = flags
             .config

@@ -2,6 +2,10 @@
 //! changes reported to the data plane, and no secret in any answer (S15). Routes are walked from
 //! the OpenAPI document, so a new route joins every check.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests send freshly created test tokens"
+)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 use std::collections::BTreeMap;
@@ -558,12 +562,14 @@ async fn every_secured_route_demands_a_valid_token() {
         let path = with_ids(&path, |_| "x".to_owned());
         for (token, challenge) in &cases {
             let answer = call(&fixture.app, method.clone(), &path, *token, Some("{}")).await;
+            // log-check: allow(the refused test tokens of this table, shown to say which case failed)
             assert_eq!(
                 answer.status,
                 StatusCode::UNAUTHORIZED,
                 "{method} {path} with {token:?}"
             );
             let header = answer.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+            // log-check: allow(a WWW-Authenticate challenge names no credential)
             assert!(header.contains(challenge), "{method} {path}: {header}");
             assert_eq!(answer.json()["error"]["code"], "unauthenticated");
         }

@@ -184,6 +184,7 @@ fn admin_commands_and_rotate_key_through_the_cli() {
             "ci",
         ],
     );
+    // log-check: allow(a token of this test's throwaway store, shown when its format is wrong)
     assert!(token.trim().starts_with("mcph_pat_"), "{token}");
     check_refused(
         &run(

@@ -1,6 +1,10 @@
 //! Gateway logs at trace level (S16): no token, password or root secret reaches them. In a test
 //! binary of its own, because `tracing` subscribers set per test race with other tests' threads.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests look for their own test secrets in the logs"
+)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 use axum::body::Body;

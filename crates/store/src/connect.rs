@@ -34,6 +34,10 @@ pub enum DatabaseLocation {
 
 impl DatabaseLocation {
     /// A description safe to print: the SQLite path, or the PostgreSQL URL without its password.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "parses the URL only to print it without its password"
+    )]
     pub fn describe(&self) -> String {
         match self {
             DatabaseLocation::Sqlite { path } => format!("sqlite file {}", path.display()),
@@ -71,6 +75,10 @@ fn sqlite_url(path: &std::path::Path) -> String {
     encoded
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "hands the URL to the database driver"
+)]
 pub(crate) async fn connect(location: &DatabaseLocation) -> Result<(AnyPool, Backend), StoreError> {
     sqlx::any::install_default_drivers();
     let connect_error = |source| StoreError::Connect {

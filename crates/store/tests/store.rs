@@ -5,6 +5,10 @@
 //! `scripts/test`); without it the PostgreSQL variants skip with a message, unless `CI=true`,
 //! where a missing database fails the run.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests compare and scan for their own test secrets"
+)]
 // Helpers outside #[test] functions may fail loudly too: a failed assumption is a failed test.
 #![allow(
     clippy::unwrap_used,

@@ -262,6 +262,10 @@ impl Vault {
     }
 
     /// Re-seals a record under the current root secret; `None` when it already is.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "re-seals the opened plaintext at once under the current key"
+    )]
     pub fn reseal(
         &self,
         context: &RecordContext<'_>,

@@ -52,6 +52,10 @@ impl RootSecret {
         SecretString::from(STANDARD.encode(bytes.as_ref()))
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "hands the root secret to HKDF inside the vault, the only use of its bytes"
+    )]
     pub(crate) fn bytes(&self) -> &[u8] {
         self.0.expose_secret()
     }

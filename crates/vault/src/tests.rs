@@ -1,5 +1,10 @@
 //! Vault properties S9, S10, S11: round trip, fresh nonces, tamper and move detection, rotation.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests compare opened plaintexts and generated secrets"
+)]
+
 use secrecy::ExposeSecret;
 
 use crate::{RecordContext, RootSecret, RootSecretError, SealedRecord, Vault, VaultError};

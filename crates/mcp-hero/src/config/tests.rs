@@ -81,16 +81,16 @@ fn config_file_errors_name_the_key() {
     assert!(file_error("[tls]\ncertificate = \"x\"").contains("unknown field `certificate`"));
     assert!(file_error("listen = 5").contains("invalid type"));
     assert!(file_error("listen = ").contains("config file"));
-    let secret = file_error("root_secret = \"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\"");
+    let refusal = file_error("root_secret = \"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\"");
     assert!(
-        secret.contains(
+        refusal.contains(
             "`root_secret` may not be set in a file; set MCP_HERO_ROOT_SECRET in the environment"
         ),
-        "{secret}"
+        "{refusal}"
     );
     assert!(
-        !secret.contains("QUFB"),
-        "the message must not echo the secret: {secret}"
+        !refusal.contains("QUFB"),
+        "the message must not echo the secret: {refusal}"
     );
 }
 

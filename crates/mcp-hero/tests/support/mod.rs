@@ -1,6 +1,10 @@
 //! Shared harness for the MCP endpoint tests: a gateway on a real port with a fresh store, the
 //! fixture server binary, and a small Streamable HTTP client that reads JSON and SSE answers.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test helpers hand freshly created test tokens to requests"
+)]
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 use std::net::SocketAddr;
