@@ -27,6 +27,14 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_images.sql"),
         include_str!("../migrations/postgres/0003_images.sql"),
     ),
+    // 4 and 5 are taken by work on other branches; sqlx applies whatever is missing in version
+    // order and does not require the versions to be contiguous.
+    (
+        6,
+        "server logs",
+        include_str!("../migrations/sqlite/0006_server_logs.sql"),
+        include_str!("../migrations/postgres/0006_server_logs.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

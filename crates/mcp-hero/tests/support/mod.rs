@@ -145,6 +145,8 @@ pub struct Gateway {
     pub gateway: Arc<mcp::Gateway>,
     /// The installer of server packages.
     pub images: mcp_hero::images::Images,
+    /// The server log buffer the API reads and tails.
+    pub server_logs: mcp_hero::server_logs::ServerLogs,
 }
 
 impl Gateway {
@@ -226,6 +228,7 @@ impl Gateway {
         let gateway = mcp::Gateway::new(config, launcher).unwrap();
         let state = AppState::with_images(store.clone(), gateway.clone(), images);
         let images = state.images.clone();
+        let server_logs = state.server_logs.clone();
         let app = router(state, 64 * 1024);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -243,6 +246,7 @@ impl Gateway {
             olga,
             gateway,
             images,
+            server_logs,
         }
     }
 
