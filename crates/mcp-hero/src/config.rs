@@ -196,6 +196,7 @@ struct FileConfig {
     mcp: FileMcp,
     sandbox: Option<sandbox::SandboxConfig>,
     images: Option<crate::images::ImagesConfig>,
+    logs: Option<crate::server_logs::LogsConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -313,6 +314,8 @@ pub struct ServeConfig {
     pub sandbox: sandbox::SandboxConfig,
     /// How install images are made (`[images]` in the config file); `dir` is always set.
     pub images: crate::images::ImagesConfig,
+    /// How much of each server's log is kept, and how long (`[logs]` in the config file).
+    pub logs: crate::server_logs::LogsConfig,
 }
 
 impl StoreConfig {
@@ -443,6 +446,8 @@ impl StoreConfig {
                 reason: format!("cannot make it absolute: {e}"),
             })?);
         }
+        let logs = self.file.logs.clone().unwrap_or_default();
+        logs.validate()?;
         Ok(ServeConfig {
             listen,
             tls,
@@ -451,6 +456,7 @@ impl StoreConfig {
             insecure_no_sandbox: flags.insecure_no_sandbox,
             sandbox,
             images,
+            logs,
         })
     }
 

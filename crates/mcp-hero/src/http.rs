@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,9 +29,10 @@ use utoipa_axum::routes;
 use self::metrics::Metrics;
 use crate::changes::ChangeSink;
 use crate::images::{ImageDirs, Images, ImagesSetup};
+use crate::server_logs::{LogsConfig, ServerLogs};
 
 /// What every handler can reach: the store, the metrics registry, the change sink, the data
-/// plane and the installer.
+/// plane, the installer and the server log buffer.
 #[derive(Clone)]
 pub struct AppState {
     /// The store (database + vault).
@@ -42,6 +45,8 @@ pub struct AppState {
     pub gateway: Arc<::mcp::Gateway>,
     /// Installs server packages into images.
     pub images: Images,
+    /// The operator's log buffer of each server: the data plane appends, the API reads and tails.
+    pub server_logs: ServerLogs,
 }
 
 impl AppState {
@@ -61,6 +66,16 @@ impl AppState {
         gateway: Arc<::mcp::Gateway>,
         images: ImagesSetup,
     ) -> Self {
+        Self::with_images_and_logs(store, gateway, images, LogsConfig::default())
+    }
+
+    /// Like [`AppState::with_images`], with server logs kept as `logs` says.
+    pub fn with_images_and_logs(
+        store: store::Store,
+        gateway: Arc<::mcp::Gateway>,
+        images: ImagesSetup,
+        logs: LogsConfig,
+    ) -> Self {
         let dirs = ImageDirs::new(images.config.dir.clone());
         let changes: Arc<dyn ChangeSink> = Arc::new(mcp::DataPlaneSync::start(
             store.clone(),
@@ -69,6 +84,7 @@ impl AppState {
         ));
         AppState {
             images: Images::new(store.clone(), images, changes.clone()),
+            server_logs: ServerLogs::start(store.clone(), logs),
             changes,
             store,
             metrics: Arc::new(Metrics::new()),
@@ -94,6 +110,7 @@ impl AppState {
         (name = "mcp", description = "The organization's MCP endpoint (Streamable HTTP) and its live sessions"),
         (name = "servers", description = "The organization's MCP servers"),
         (name = "variables", description = "A server's variables and files: strings are readable; passwords and files are sealed and only their metadata comes back"),
+        (name = "server-logs", description = "What each server's sandboxes said (stderr, redacted), sandbox events and egress decisions, per session; owners and admins"),
         (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
@@ -161,6 +178,8 @@ fn control_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(api::servers::get_image))
         .routes(routes!(api::servers::reinstall_image))
+        .routes(routes!(api::server_logs::list_server_logs))
+        .routes(routes!(api::server_logs::tail_server_logs))
         .routes(routes!(
             api::tool_rules::list_tool_rules,
             api::tool_rules::create_tool_rule
@@ -183,6 +202,21 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
     DOCUMENT.get_or_init(|| api_router().into_openapi())
 }
 
+/// Request headers that carry credentials: never shown by a trace or a `Debug` of the request.
+/// `Mcp-Session-Id` is one too: with the token, it reaches the member's tools.
+pub const SENSITIVE_REQUEST_HEADERS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("mcp-session-id"),
+];
+
+/// Response headers that carry credentials: the session id the gateway mints, and cookies.
+pub const SENSITIVE_RESPONSE_HEADERS: [HeaderName; 2] = [
+    header::SET_COOKIE,
+    HeaderName::from_static("mcp-session-id"),
+];
+
 /// The complete application with its middleware stack.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let max_message_bytes = state.gateway.config().upstream.max_message_bytes;
@@ -191,15 +225,27 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(upload_routes().layer(DefaultBodyLimit::max(api::variables::MAX_UPLOAD_BODY_BYTES)))
         .merge(mcp_routes().layer(DefaultBodyLimit::max(max_message_bytes)))
         .split_for_parts();
+    let routes = routes
+        // Innermost: count requests by route and status (sees the matched route).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .fallback(not_found)
+        .with_state(state);
+    with_middleware(routes)
+}
+
+/// Wraps routes in the gateway's middleware stack; public so a test can check the stack's
+/// effect on a route of its own.
+pub fn with_middleware(routes: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     // Layers run top to bottom on the way in:
     let middleware = ServiceBuilder::new()
-        // 1. Mark credentials sensitive before anything can log or debug-print the headers.
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::PROXY_AUTHORIZATION,
-        ]))
+        // 1. Mark credentials sensitive before anything can log or debug-print the headers; on
+        //    the way out, the session id and cookies the gateway sets.
+        .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_REQUEST_HEADERS))
+        .layer(SetSensitiveResponseHeadersLayer::new(SENSITIVE_RESPONSE_HEADERS))
         // 2. Name the request, so its log lines and the client's error can be matched.
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         // 3. One span per request: method, path and request id; never the query string (it may
@@ -220,15 +266,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         // 4. Return the request id to the client.
         .layer(PropagateRequestIdLayer::new(request_id));
-    routes
-        // Innermost: count requests by route and status (sees the matched route).
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::record,
-        ))
-        .fallback(not_found)
-        .with_state(state)
-        .layer(middleware)
+    routes.layer(middleware)
 }
 
 async fn not_found() -> error::ApiError {

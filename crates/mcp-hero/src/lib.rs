@@ -2,9 +2,10 @@
 //!
 //! Main pieces: [`config`] (the only module that reads the process environment), [`cli`] (the
 //! command line), [`http`] (router, API, OpenAPI document, metrics), [`serve`] (listeners and
-//! shutdown), [`admin`] (operator commands), [`images`] (installing server packages into
-//! read-only images), [`client`] (commands that talk to a running gateway) and [`quickstart`] (a
-//! first run for newcomers).
+//! shutdown), [`admin`] (operator commands), [`panics`] (a panic hook that logs no payload),
+//! [`images`] (installing server packages into read-only images), [`server_logs`] (the
+//! operator's log buffer of each server), [`client`] (commands that talk to a running gateway)
+//! and [`quickstart`] (a first run for newcomers).
 //!
 //! Only this crate knows routes and API JSON; it turns store rows into view structs by hand and
 //! never serializes a store or vault type directly.
@@ -18,5 +19,7 @@ pub mod credentials;
 pub mod http;
 pub mod images;
 pub mod launch;
+pub mod panics;
 pub mod quickstart;
 pub mod serve;
+pub mod server_logs;

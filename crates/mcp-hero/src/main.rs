@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|env| {
             init_logging(&env)?;
+            // After logging is set up, so a panic reaches the gateway log (without its payload).
+            mcp_hero::panics::install_panic_hook();
             run(cli, env)
         });
     match result {

@@ -56,23 +56,27 @@ pub async fn serve(
         Arc::new(crate::credentials::StoreCredentials::new(store.clone())),
     )
     .context("cannot start the MCP data plane")?;
-    let state = AppState::with_images(
+    let state = AppState::with_images_and_logs(
         store.clone(),
         gateway.clone(),
         ImagesSetup {
             config: config.images.clone(),
             runtime: installs,
         },
+        config.logs.clone(),
     );
     // Before any request can start an install: resume the installs a crash interrupted (they
     // run on in the background) and remove what no image owns.
     state.images.upkeep().await;
+    let server_logs = state.server_logs.clone();
     let app = router(state, config.max_body_bytes);
-    // Ending the sessions first closes their SSE streams, so draining does not wait on them.
+    // Ending the sessions and the log tails first closes their SSE streams, so draining does not
+    // wait on them.
     let stop = {
         let gateway = gateway.clone();
         async move {
             shutdown_signal().await;
+            server_logs.close_tails();
             gateway.shutdown().await;
         }
     };

@@ -1,4 +1,5 @@
-//! Gateway logs at trace level (S16): no token, password or root secret reaches them. In a test
+//! Gateway logs at trace level (S16): no token, password or root secret reaches them; credential
+//! headers are marked sensitive both ways; a panic is logged without its message. In a test
 //! binary of its own, because `tracing` subscribers set per test race with other tests' threads.
 
 #![allow(
@@ -219,5 +220,94 @@ async fn s16_trace_level_gateway_logs_hold_no_token() {
     assert!(
         !text.contains("mcph_pat_"),
         "something token-shaped reached the gateway log:\n{text}"
+    );
+}
+
+/// The four credential headers reach a handler marked sensitive (so no `Debug` of the request
+/// shows them), and the session id the gateway returns is marked sensitive on the way out (S16).
+#[tokio::test(flavor = "current_thread")]
+async fn s16_credential_headers_are_marked_sensitive_both_ways() {
+    use axum::http::HeaderMap;
+    let probe = axum::Router::new().route(
+        "/probe",
+        axum::routing::get(|headers: HeaderMap| async move {
+            let marked: Vec<String> = [
+                "authorization",
+                "cookie",
+                "proxy-authorization",
+                "mcp-session-id",
+            ]
+            .into_iter()
+            .filter(|name| headers.get(*name).is_some_and(|value| value.is_sensitive()))
+            .map(str::to_owned)
+            .collect();
+            let shown = format!("{headers:?}");
+            (
+                [("mcp-session-id", "minted-session-id")],
+                format!("{}\n{shown}", marked.join(",")),
+            )
+        }),
+    );
+    let app = mcp_hero::http::with_middleware(probe);
+    let request = Request::builder()
+        .uri("/probe")
+        .header(header::AUTHORIZATION, "Bearer secret-token")
+        .header(header::COOKIE, "session=secret-cookie")
+        .header(header::PROXY_AUTHORIZATION, "Basic secret-proxy")
+        .header("mcp-session-id", "secret-session")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert!(response.headers()["mcp-session-id"].is_sensitive());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let (marked, shown) = text.split_once('\n').unwrap();
+    assert_eq!(
+        marked,
+        "authorization,cookie,proxy-authorization,mcp-session-id"
+    );
+    for secret in [
+        "secret-token",
+        "secret-cookie",
+        "secret-proxy",
+        "secret-session",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
+
+/// A panic is logged with its location, never its message (which may format a secret) (S16).
+#[test]
+fn s16_a_panic_is_logged_with_its_location_and_without_its_message() {
+    let logs = CapturedLogs::default();
+    mcp_hero::panics::install_panic_hook();
+    let canary = format!(
+        "canary-{}",
+        &auth::pat::generate().secret.expose_secret()[9..29]
+    );
+    let writer = logs.clone();
+    let message = canary.clone();
+    let panicked = std::thread::Builder::new()
+        .name("doomed".to_owned())
+        .spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(writer)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                panic!("the value was {message}");
+            });
+        })
+        .unwrap()
+        .join();
+    assert!(panicked.is_err(), "the thread did not panic");
+    let _ = std::panic::take_hook();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("panic"), "no panic line:\n{text}");
+    assert!(text.contains("tests/logs.rs:"), "no location:\n{text}");
+    assert!(text.contains("doomed"), "no thread name:\n{text}");
+    assert!(
+        !text.contains(&canary),
+        "the panic message reached the log:\n{text}"
     );
 }

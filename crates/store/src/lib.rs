@@ -26,6 +26,7 @@ mod members;
 mod migrate;
 mod orgs;
 pub mod sealed;
+mod server_logs;
 mod servers;
 mod template;
 mod token_cache;
@@ -45,6 +46,10 @@ pub use images::{
 pub use members::Member;
 pub use orgs::{Organization, validate_slug};
 pub use sealed::RotationReport;
+pub use server_logs::{
+    LINE_OVERHEAD_BYTES, LogBounds, LogLevel, LogQuery, LogStream, MAX_LOG_PAGE,
+    MAX_SESSION_TAG_BYTES, NewLogLine, StoredLogLine,
+};
 pub use servers::{
     Exposure, MAX_ARG_BYTES, MAX_ARGS, MAX_NAME_BYTES, MAX_SETTINGS, MAX_URL_BYTES, NewServer,
     RESERVED_ENV, RESERVED_HEADERS, Server, ServerTransport, ServerUpdate, validate_server_name,

@@ -33,6 +33,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_server_variables.sql"),
         include_str!("../migrations/postgres/0004_server_variables.sql"),
     ),
+    (
+        6,
+        "server logs",
+        include_str!("../migrations/sqlite/0006_server_logs.sql"),
+        include_str!("../migrations/postgres/0006_server_logs.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

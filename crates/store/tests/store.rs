@@ -1,4 +1,4 @@
-//! The store test suite, run on SQLite and on PostgreSQL (S7, S8, S9, S10, S11, S12, S20).
+//! The store test suite, run on SQLite and on PostgreSQL (S6, S7, S8, S9, S10, S11, S12, S19, S20).
 //!
 //! Every test is an `async fn(&TestDb)` listed once in `both_backends!`, which makes a SQLite and
 //! a PostgreSQL test of it. PostgreSQL comes from `MCP_HERO_TEST_POSTGRES_URL` (set by
@@ -23,7 +23,8 @@ use auth::{ManageMembers, ManageServers, Role, authorize};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use store::{
-    DatabaseLocation, Exposure, ImagePhase, ImageReport, ImageState, NewServer, Package,
+    DatabaseLocation, Exposure, ImagePhase, ImageReport, ImageState, LINE_OVERHEAD_BYTES,
+    LogBounds, LogLevel, LogQuery, LogStream, NewLogLine, NewServer, OrgScope, Package,
     PackageKind, ServerId, ServerTransport, ServerUpdate, Store, StoreError, TokenOwner,
     TokenRejection, ToolRuleId, UserId, VariableKind, VariableValue,
 };
@@ -221,6 +222,10 @@ both_backends!(
     s7_tool_rules_are_unique_and_leave_with_their_member,
     s20_servers_and_rules_go_with_their_organization,
     images_follow_their_package_one_generation_at_a_time,
+    s8_server_logs_filter_page_and_stay_in_their_organization,
+    s6_server_logs_keep_within_their_byte_bounds,
+    server_logs_older_than_the_retention_are_swept,
+    s19_s20_server_logs_go_with_their_server_and_organization,
 );
 
 async fn s11_key_check_refuses_a_wrong_secret(db: &TestDb) {
@@ -2143,4 +2148,385 @@ async fn images_follow_their_package_one_generation_at_a_time(db: &TestDb) {
         .query_strings("SELECT server_id FROM server_images")
         .await;
     assert!(rows.is_empty(), "{rows:?}");
+}
+
+/// Bounds far above anything a test writes, for tests about something else.
+const ROOMY: LogBounds = LogBounds {
+    max_bytes_per_server: 1 << 30,
+    max_bytes_per_session: 1 << 30,
+};
+
+fn log_line(
+    scope: &OrgScope,
+    server: &ServerId,
+    session: &str,
+    level: LogLevel,
+    text: &str,
+    at_ms: i64,
+) -> NewLogLine {
+    NewLogLine {
+        org: scope.org_id().clone(),
+        server: server.clone(),
+        session: session.to_owned(),
+        stream: LogStream::Stderr,
+        level,
+        text: text.to_owned(),
+        at_ms,
+    }
+}
+
+fn all_lines() -> LogQuery {
+    LogQuery {
+        since_ms: None,
+        session: None,
+        min_level: None,
+        after: None,
+        limit: 1000,
+    }
+}
+
+async fn log_texts(
+    store: &Store,
+    scope: &OrgScope,
+    server: &ServerId,
+    query: LogQuery,
+) -> Vec<String> {
+    store
+        .server_logs(scope, &manage_servers(), server, &query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|line| line.text)
+        .collect()
+}
+
+/// Each filter of the log read (since, session, level), paging by cursor, and tenancy: another
+/// organization's server is not found, and a line naming the wrong organization is not stored
+/// (S6, S8).
+async fn s8_server_logs_filter_page_and_stay_in_their_organization(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (other, _, _) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let server = store
+        .create_server(&scope, &manage_servers(), stdio_server("files"))
+        .await
+        .unwrap()
+        .id;
+    let lines = [
+        log_line(&scope, &server, "s1", LogLevel::Debug, "one", 1_000),
+        log_line(&scope, &server, "s1", LogLevel::Info, "two", 2_000),
+        log_line(&scope, &server, "s2", LogLevel::Warn, "three", 3_000),
+        log_line(&scope, &server, "s2", LogLevel::Error, "four", 4_000),
+        log_line(&scope, &server, "s1", LogLevel::Info, "five", 5_000),
+        // Organization B naming A's server: not stored anywhere.
+        log_line(&other, &server, "s1", LogLevel::Info, "forged", 5_500),
+    ];
+    let ids = store.append_server_logs(&ROOMY, &lines).await.unwrap();
+    assert!(ids[..5].iter().all(Option::is_some), "{ids:?}");
+    assert_eq!(
+        ids[5], None,
+        "a line naming another organization was stored"
+    );
+    assert!(
+        ids.windows(2).take(4).all(|pair| pair[0] < pair[1]),
+        "{ids:?}"
+    );
+
+    assert_eq!(
+        log_texts(&store, &scope, &server, all_lines()).await,
+        ["one", "two", "three", "four", "five"]
+    );
+    let since = LogQuery {
+        since_ms: Some(3_000),
+        ..all_lines()
+    };
+    assert_eq!(
+        log_texts(&store, &scope, &server, since).await,
+        ["three", "four", "five"]
+    );
+    let session = LogQuery {
+        session: Some("s2".to_owned()),
+        ..all_lines()
+    };
+    assert_eq!(
+        log_texts(&store, &scope, &server, session).await,
+        ["three", "four"]
+    );
+    let warnings = LogQuery {
+        min_level: Some(LogLevel::Warn),
+        ..all_lines()
+    };
+    assert_eq!(
+        log_texts(&store, &scope, &server, warnings).await,
+        ["three", "four"]
+    );
+    let info = LogQuery {
+        min_level: Some(LogLevel::Info),
+        session: Some("s1".to_owned()),
+        ..all_lines()
+    };
+    assert_eq!(
+        log_texts(&store, &scope, &server, info).await,
+        ["two", "five"]
+    );
+
+    // Paging: two at a time, each page after the last id of the one before.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .server_logs(
+                &scope,
+                &manage_servers(),
+                &server,
+                &LogQuery {
+                    after,
+                    limit: 2,
+                    ..all_lines()
+                },
+            )
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        pages.push(
+            page.iter()
+                .map(|line| line.text.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        pages,
+        [vec!["one", "two"], vec!["three", "four"], vec!["five"]]
+    );
+    let stored = store
+        .server_logs(&scope, &manage_servers(), &server, &all_lines())
+        .await
+        .unwrap();
+    assert_eq!(stored[2].session, "s2");
+    assert_eq!(stored[2].stream, LogStream::Stderr);
+    assert_eq!(stored[2].level, LogLevel::Warn);
+    assert_eq!(stored[2].at_ms, 3_000);
+    assert_eq!(stored[2].server, server);
+
+    // Another organization's server answers like one that does not exist.
+    for (scope, id) in [
+        (&other, server.clone()),
+        (
+            &scope,
+            ServerId::from_untrusted("00000000-0000-0000-0000-000000000000"),
+        ),
+    ] {
+        assert!(matches!(
+            store
+                .server_logs(scope, &manage_servers(), &id, &all_lines())
+                .await,
+            Err(StoreError::NotFound("server"))
+        ));
+    }
+    for limit in [0, 1001] {
+        assert_invalid(
+            store
+                .server_logs(
+                    &scope,
+                    &manage_servers(),
+                    &server,
+                    &LogQuery {
+                        limit,
+                        ..all_lines()
+                    },
+                )
+                .await,
+            "limit",
+        );
+    }
+    let mut long_tag = log_line(&scope, &server, &"x".repeat(65), LogLevel::Info, "t", 1);
+    assert_invalid(
+        store.append_server_logs(&ROOMY, &[long_tag.clone()]).await,
+        "session",
+    );
+    long_tag.session = "ok".to_owned();
+    long_tag.text = "nul\0byte".to_owned();
+    assert_invalid(store.append_server_logs(&ROOMY, &[long_tag]).await, "text");
+}
+
+/// Over a session's or a server's byte bound, the oldest lines go, and only theirs (S4, S6).
+async fn s6_server_logs_keep_within_their_byte_bounds(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let server = store
+        .create_server(&scope, &permit, stdio_server("files"))
+        .await
+        .unwrap()
+        .id;
+    let neighbour = store
+        .create_server(&scope, &permit, stdio_server("other"))
+        .await
+        .unwrap()
+        .id;
+    // Every line costs 36 bytes of text plus the overhead: a session keeps 3, the server 5.
+    let cost = (36 + LINE_OVERHEAD_BYTES) as u64;
+    let bounds = LogBounds {
+        max_bytes_per_server: 5 * cost,
+        max_bytes_per_session: 3 * cost,
+    };
+    let text = |n: usize| format!("line {n:031}");
+    let write = |server: &ServerId, session: &str, range: std::ops::Range<usize>| {
+        range
+            .map(|n| log_line(&scope, server, session, LogLevel::Info, &text(n), n as i64))
+            .collect::<Vec<_>>()
+    };
+    store
+        .append_server_logs(&bounds, &write(&neighbour, "n", 0..2))
+        .await
+        .unwrap();
+    // One batch over the session bound keeps its newest three.
+    store
+        .append_server_logs(&bounds, &write(&server, "a", 0..5))
+        .await
+        .unwrap();
+    let session_a = |query: LogQuery| LogQuery {
+        session: Some("a".to_owned()),
+        ..query
+    };
+    assert_eq!(
+        log_texts(&store, &scope, &server, session_a(all_lines())).await,
+        [text(2), text(3), text(4)]
+    );
+    // Another session: the server as a whole is over its bound, so its oldest lines (session
+    // a's) go first, one batch at a time.
+    store
+        .append_server_logs(&bounds, &write(&server, "b", 10..13))
+        .await
+        .unwrap();
+    assert_eq!(
+        log_texts(&store, &scope, &server, all_lines()).await,
+        [text(3), text(4), text(10), text(11), text(12)]
+    );
+    for batch in [13..14, 14..15] {
+        store
+            .append_server_logs(&bounds, &write(&server, "b", batch))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        log_texts(&store, &scope, &server, all_lines()).await,
+        [text(3), text(4), text(12), text(13), text(14)],
+        "session b keeps its newest three"
+    );
+    store
+        .append_server_logs(&bounds, &write(&server, "c", 20..22))
+        .await
+        .unwrap();
+    assert_eq!(
+        log_texts(&store, &scope, &server, all_lines()).await,
+        [text(12), text(13), text(14), text(20), text(21)],
+        "the server keeps its newest five, whichever session they belong to"
+    );
+    // The neighbour lost nothing.
+    assert_eq!(
+        log_texts(&store, &scope, &neighbour, all_lines()).await,
+        [text(0), text(1)]
+    );
+}
+
+/// The retention sweep removes lines older than the cut, in every organization, and nothing newer.
+async fn server_logs_older_than_the_retention_are_swept(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let server = store
+        .create_server(&scope, &manage_servers(), stdio_server("files"))
+        .await
+        .unwrap()
+        .id;
+    let lines: Vec<NewLogLine> = [("old", 1_000), ("edge", 2_000), ("new", 3_000)]
+        .into_iter()
+        .map(|(text, at)| log_line(&scope, &server, "s", LogLevel::Info, text, at))
+        .collect();
+    store.append_server_logs(&ROOMY, &lines).await.unwrap();
+    assert_eq!(store.sweep_server_logs(2_000).await.unwrap(), 1);
+    assert_eq!(
+        log_texts(&store, &scope, &server, all_lines()).await,
+        ["edge", "new"]
+    );
+    assert_eq!(store.sweep_server_logs(2_000).await.unwrap(), 0);
+}
+
+/// Deleting a server deletes its lines (S19); deleting an organization deletes its lines (S20);
+/// a line for a deleted server is not stored.
+async fn s19_s20_server_logs_go_with_their_server_and_organization(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope_a, _, _) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (scope_b, _, _) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let doomed = store
+        .create_server(&scope_a, &permit, stdio_server("doomed"))
+        .await
+        .unwrap()
+        .id;
+    let kept = store
+        .create_server(&scope_a, &permit, stdio_server("kept"))
+        .await
+        .unwrap()
+        .id;
+    let beta = store
+        .create_server(&scope_b, &permit, stdio_server("kept"))
+        .await
+        .unwrap()
+        .id;
+    let lines = [
+        log_line(&scope_a, &doomed, "s", LogLevel::Info, "doomed line", 1),
+        log_line(&scope_a, &kept, "s", LogLevel::Info, "kept line", 1),
+        log_line(&scope_b, &beta, "s", LogLevel::Info, "beta line", 1),
+    ];
+    store.append_server_logs(&ROOMY, &lines).await.unwrap();
+    let count = |org: &OrgScope, server: Option<&ServerId>| {
+        let sql = match server {
+            Some(server) => format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM server_logs WHERE server_id = '{server}'"
+            ),
+            None => format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM server_logs WHERE org_id = '{}'",
+                org.org_id()
+            ),
+        };
+        async move { db.query_strings(&sql).await }
+    };
+    store
+        .delete_server(&scope_a, &permit, &doomed)
+        .await
+        .unwrap();
+    assert_eq!(count(&scope_a, Some(&doomed)).await, ["0"], "S19");
+    assert_eq!(count(&scope_a, Some(&kept)).await, ["1"]);
+    let late = store.append_server_logs(&ROOMY, &lines[..1]).await.unwrap();
+    assert_eq!(late, [None], "a deleted server's line was stored");
+    assert_eq!(count(&scope_a, Some(&doomed)).await, ["0"]);
+
+    // No API deletes an organization yet (issue 5); the foreign keys already cascade.
+    db.execute("DELETE FROM organizations WHERE slug = 'acme'")
+        .await;
+    assert_eq!(count(&scope_a, None).await, ["0"], "S20");
+    assert_eq!(
+        log_texts(&store, &scope_b, &beta, all_lines()).await,
+        ["beta line"]
+    );
 }

@@ -287,3 +287,42 @@ fn image_settings_default_into_the_data_dir_and_are_checked() {
         .to_string();
     assert!(unknown.contains("unknown field `registry`"), "{unknown}");
 }
+
+#[test]
+fn log_settings_come_from_the_file_and_bad_values_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve_with = |file: &str| {
+        let path = dir.path().join("mcp-hero.toml");
+        std::fs::write(&path, file).unwrap();
+        let flags = StoreFlags {
+            data_dir: Some(dir.path().join("data")),
+            config: Some(path),
+        };
+        StoreConfig::resolve(&env(&[]), &flags)?.serve_config(&env(&[]), &ServeFlags::default())
+    };
+    assert_eq!(
+        serve_with("").unwrap().logs,
+        crate::server_logs::LogsConfig::default()
+    );
+    let set = serve_with("[logs]\nretention_secs = 3600\nmax_line_bytes = 1024\n").unwrap();
+    assert_eq!(
+        (set.logs.retention_secs, set.logs.max_line_bytes),
+        (3600, 1024)
+    );
+    assert_eq!(set.logs.max_bytes_per_server, 4 * 1024 * 1024);
+    let short = serve_with("[logs]\nretention_secs = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        short.contains("invalid logs.retention_secs \"5\""),
+        "{short}"
+    );
+    let inverted = serve_with("[logs]\nmax_bytes_per_session = 8388608\n")
+        .unwrap_err()
+        .to_string();
+    assert!(inverted.contains("logs.max_bytes_per_server"), "{inverted}");
+    let unknown = serve_with("[logs]\nretention = \"7d\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("unknown field `retention`"), "{unknown}");
+}

@@ -5,6 +5,7 @@
 //! tokens live here; [`servers`] and [`tool_rules`] in their own modules. Every committed change
 //! the data plane must act on is reported to [`AppState::changes`].
 
+pub mod server_logs;
 pub mod servers;
 pub mod tool_rules;
 pub mod variables;

@@ -149,6 +149,8 @@ pub struct Gateway {
     pub gateway: Arc<mcp::Gateway>,
     /// The installer of server packages.
     pub images: mcp_hero::images::Images,
+    /// The server log buffer the API reads and tails.
+    pub server_logs: mcp_hero::server_logs::ServerLogs,
 }
 
 impl Gateway {
@@ -235,6 +237,7 @@ impl Gateway {
         .unwrap();
         let state = AppState::with_images(store.clone(), gateway.clone(), images);
         let images = state.images.clone();
+        let server_logs = state.server_logs.clone();
         let app = router(state, 64 * 1024);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -252,6 +255,7 @@ impl Gateway {
             olga,
             gateway,
             images,
+            server_logs,
         }
     }
 
