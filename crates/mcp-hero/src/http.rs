@@ -42,6 +42,9 @@ pub struct AppState {
     pub gateway: Arc<::mcp::Gateway>,
     /// Installs server packages into images.
     pub images: Images,
+    /// The gateway as the OAuth client of remote servers: authorizations, callbacks, and the
+    /// tokens the data plane sends upstream.
+    pub upstream_oauth: crate::upstream_oauth::UpstreamOAuth,
 }
 
 impl AppState {
@@ -69,11 +72,20 @@ impl AppState {
         ));
         AppState {
             images: Images::new(store.clone(), images, changes.clone()),
+            upstream_oauth: crate::upstream_oauth::UpstreamOAuth::new(store.clone(), None),
             changes,
             store,
             metrics: Arc::new(Metrics::new()),
             gateway,
         }
+    }
+
+    /// Sets the gateway's public URL, which upstream OAuth needs for its callback and client
+    /// ID metadata document.
+    pub fn with_public_url(mut self, public_url: Option<url::Url>) -> Self {
+        self.upstream_oauth =
+            crate::upstream_oauth::UpstreamOAuth::new(self.store.clone(), public_url);
+        self
     }
 }
 
@@ -93,6 +105,7 @@ impl AppState {
         (name = "tokens", description = "Personal access tokens"),
         (name = "mcp", description = "The organization's MCP endpoint (Streamable HTTP) and its live sessions"),
         (name = "servers", description = "The organization's MCP servers"),
+        (name = "upstream-oauth", description = "Remote servers behind OAuth, where the gateway is the OAuth client: settings, members' connections, and the browser callback"),
         (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
@@ -158,6 +171,15 @@ fn control_routes() -> OpenApiRouter<AppState> {
             api::tool_rules::create_tool_rule
         ))
         .routes(routes!(api::tool_rules::delete_tool_rule))
+        .routes(routes!(
+            api::upstream_oauth::put_server_oauth,
+            api::upstream_oauth::get_server_oauth,
+            api::upstream_oauth::delete_server_oauth
+        ))
+        .routes(routes!(api::upstream_oauth::start_authorization))
+        .routes(routes!(api::upstream_oauth::delete_connection))
+        .routes(routes!(api::upstream_oauth::callback))
+        .routes(routes!(api::upstream_oauth::client_metadata))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.

@@ -19,3 +19,4 @@ pub mod images;
 pub mod launch;
 pub mod quickstart;
 pub mod serve;
+pub mod upstream_oauth;

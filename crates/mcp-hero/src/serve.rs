@@ -59,7 +59,8 @@ pub async fn serve(
             config: config.images.clone(),
             runtime: installs,
         },
-    );
+    )
+    .with_public_url(config.public_url.clone());
     // Before any request can start an install: resume the installs a crash interrupted (they
     // run on in the background) and remove what no image owns.
     state.images.upkeep().await;

@@ -30,6 +30,7 @@ mod servers;
 mod token_cache;
 mod tokens;
 mod tool_rules;
+mod upstream_oauth;
 mod variables;
 
 use std::sync::Arc;
@@ -51,6 +52,12 @@ pub use servers::{
 pub use token_cache::TOKEN_CACHE_TTL;
 pub use tokens::{Principal, TokenMeta, TokenOwner, TokenRejection};
 pub use tool_rules::{DEFAULT_ALLOWED_ROLES, ToolRuleView};
+pub use upstream_oauth::{
+    AdminClient, AuthorizationServer, MAX_CLIENT_ID_BYTES, MAX_SCOPES_BYTES, MAX_SECRET_BYTES,
+    NewPendingAuthorization, NewUpstreamTokens, OAuthClient, OAuthMode, OAuthSettings,
+    PENDING_LIFETIME_SECS, PendingAuthorization, RemovedConnection, ServerOAuth, UpstreamAccount,
+    UpstreamConnection, UpstreamTokens,
+};
 pub use variables::{VariableKind, VariableMeta};
 
 /// The proof that a caller acts inside one organization; only this crate can make one (S8).

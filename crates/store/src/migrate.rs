@@ -27,6 +27,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_images.sql"),
         include_str!("../migrations/postgres/0003_images.sql"),
     ),
+    (
+        5,
+        "upstream oauth",
+        include_str!("../migrations/sqlite/0005_upstream_oauth.sql"),
+        include_str!("../migrations/postgres/0005_upstream_oauth.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -145,6 +145,10 @@ pub struct Gateway {
     pub gateway: Arc<mcp::Gateway>,
     /// The installer of server packages.
     pub images: mcp_hero::images::Images,
+    /// The upstream OAuth client the data plane asks for tokens.
+    pub upstream_oauth: mcp_hero::upstream_oauth::UpstreamOAuth,
+    /// The data directory (the SQLite database lives here).
+    pub data_dir: PathBuf,
 }
 
 impl Gateway {
@@ -224,16 +228,21 @@ impl Gateway {
         let olga = issue(other, olga_id).await;
 
         let gateway = mcp::Gateway::new(config, launcher).unwrap();
-        let state = AppState::with_images(store.clone(), gateway.clone(), images);
-        let images = state.images.clone();
-        let app = router(state, 64 * 1024);
+        // Bound first: the public URL (upstream OAuth's callback) names its port.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let state = AppState::with_images(store.clone(), gateway.clone(), images)
+            .with_public_url(Some(url::Url::parse(&format!("http://{addr}")).unwrap()));
+        let images = state.images.clone();
+        let upstream_oauth = state.upstream_oauth.clone();
+        let app = router(state, 64 * 1024);
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         Gateway {
+            data_dir: dir.path().to_owned(),
             _dir: dir,
+            upstream_oauth,
             store,
             addr,
             http: reqwest::Client::new(),
