@@ -263,6 +263,13 @@ async fn openapi_document_covers_every_route() {
         "PATCH /api/v1/servers/{server_id}",
         "GET /api/v1/servers/{server_id}/image",
         "POST /api/v1/servers/{server_id}/image/reinstall",
+        "PUT /api/v1/servers/{server_id}/oauth",
+        "GET /api/v1/servers/{server_id}/oauth",
+        "DELETE /api/v1/servers/{server_id}/oauth",
+        "POST /api/v1/servers/{server_id}/oauth/authorize",
+        "DELETE /api/v1/servers/{server_id}/oauth/connection",
+        "GET /oauth/upstream/callback",
+        "GET /oauth/client-metadata.json",
         "GET /api/v1/tool-rules",
         "POST /api/v1/tool-rules",
         "DELETE /api/v1/tool-rules/{rule_id}",
@@ -335,6 +342,26 @@ fn matrix_row(
             ("POST", "/api/v1/servers/{server_id}/image/reinstall"),
             (server.clone(), None),
         ),
+        (
+            ("PUT", "/api/v1/servers/{server_id}/oauth"),
+            (server.clone(), Some(r#"{"mode":"member"}"#)),
+        ),
+        (
+            ("GET", "/api/v1/servers/{server_id}/oauth"),
+            (server.clone(), None),
+        ),
+        (
+            ("DELETE", "/api/v1/servers/{server_id}/oauth"),
+            (server.clone(), None),
+        ),
+        (
+            ("POST", "/api/v1/servers/{server_id}/oauth/authorize"),
+            (server.clone(), None),
+        ),
+        (
+            ("DELETE", "/api/v1/servers/{server_id}/oauth/connection"),
+            (server.clone(), None),
+        ),
         (("DELETE", "/api/v1/servers/{server_id}"), (server, None)),
         (
             ("DELETE", "/api/v1/tool-rules/{rule_id}"),
@@ -401,7 +428,7 @@ async fn s8_cross_tenant_matrix() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 13);
+    assert_eq!(checked, 18);
 
     // B's lists never show A's people, ids, tokens, servers or rules.
     let a_markers = [
