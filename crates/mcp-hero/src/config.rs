@@ -462,9 +462,15 @@ impl StoreConfig {
             (None, Some(text)) => (text.clone(), "the config file (public_url)"),
             (None, None) => return Ok(None),
         };
+        // A URL with credentials in it is refused, and not echoed either.
+        let shown = if text.contains('@') {
+            "(hidden: it contains @)".to_owned()
+        } else {
+            text.clone()
+        };
         let invalid = |reason: &str| ConfigError::Invalid {
             key: "public_url",
-            value: text.clone(),
+            value: shown.clone(),
             origin: origin.to_owned(),
             reason: reason.to_owned(),
         };

@@ -640,6 +640,24 @@ async fn organization_connections_are_for_admins_and_stay_in_their_organization(
     // The mode changed: the organization's connection is gone.
     assert_eq!(body["connection"]["connected"], false);
 
+    // The client ID metadata document names itself and the callback.
+    let document_url = format!("http://{}/oauth/client-metadata.json", gateway.addr);
+    let document: Value = upstream
+        .http
+        .get(&document_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["client_id"], document_url);
+    assert_eq!(
+        document["redirect_uris"][0],
+        format!("http://{}/oauth/upstream/callback", gateway.addr)
+    );
+    assert_eq!(document["token_endpoint_auth_method"], "none");
+
     let stdio = gateway
         .add_stdio_server("local", "/bin/true", &[], false)
         .await;
