@@ -286,9 +286,7 @@ impl UpstreamOAuth {
         let store = &self.inner.store;
         let scope = &caller.scope;
         let server = store.server(scope, server_id).await?;
-        let ServerTransport::StreamableHttp { url } = &server.transport else {
-            return Err(UpstreamOAuthError::NotRemote(server_id.clone()));
-        };
+        let resource = resource_of(&server)?;
         let settings = store
             .server_oauth(scope, server_id)
             .await?
@@ -302,8 +300,6 @@ impl UpstreamOAuth {
             })?;
         }
         let redirect_uri = self.public_path(CALLBACK_PATH)?;
-        let resource = Url::parse(url)
-            .map_err(|_| UpstreamOAuthError::Discovery("the server's URL does not parse".into()))?;
         let http = self.http()?;
         let found = discovery::discover(http, &resource, server.internal).await?;
         let client = self
@@ -341,6 +337,7 @@ impl UpstreamOAuth {
                     issuer: found.issuer.clone(),
                     client_id: client.client_id.clone(),
                     redirect_uri: redirect_uri.to_string(),
+                    resource: resource.to_string(),
                 },
             )
             .await?;
@@ -518,9 +515,11 @@ impl UpstreamOAuth {
             .filter(|code| !code.is_empty())
             .ok_or(UpstreamOAuthError::BadCallback("no code"))?;
         let server = store.server(scope, &pending.server_id).await?;
-        let ServerTransport::StreamableHttp { url } = &server.transport else {
-            return Err(UpstreamOAuthError::NotRemote(pending.server_id.clone()));
-        };
+        if resource_of(&server)?.as_str() != pending.resource {
+            return Err(UpstreamOAuthError::BadCallback(
+                "the server's URL changed while the authorization was under way; start again",
+            ));
+        }
         let client = store
             .oauth_client(scope, &pending.server_id)
             .await?
@@ -536,7 +535,7 @@ impl UpstreamOAuth {
                     ("code", code),
                     ("redirect_uri", &pending.redirect_uri),
                     ("code_verifier", pending.verifier.expose_secret()),
-                    ("resource", url),
+                    ("resource", &pending.resource),
                 ],
             )
             .await?
@@ -546,7 +545,7 @@ impl UpstreamOAuth {
                 scope,
                 &pending.server_id,
                 &pending.account,
-                new_tokens(answer),
+                new_tokens(answer, pending.resource.clone()),
             )
             .await?;
         tracing::info!(server = %pending.server_id, org = %scope.org_id(), user = %pending.started_by, "upstream OAuth account connected");
@@ -565,7 +564,7 @@ impl UpstreamOAuth {
         user_id: &UserId,
     ) -> Result<SecretString, UpstreamOAuthError> {
         let account = self.account(scope, server_id, user_id).await?;
-        let tokens = self.stored(scope, server_id, &account).await?;
+        let (tokens, _) = self.stored(scope, server_id, &account).await?;
         if !expires_soon(tokens.expires_at) {
             return Ok(tokens.access_token);
         }
@@ -683,14 +682,17 @@ impl UpstreamOAuth {
         Ok(UpstreamAccount::for_mode(mode, user_id))
     }
 
+    /// The account's tokens, if they were issued for the server's current URL. Tokens issued for
+    /// another URL are deleted unsent: an admin changing the URL must not redirect them.
     async fn stored(
         &self,
         scope: &OrgScope,
         server_id: &ServerId,
         account: &UpstreamAccount,
-    ) -> Result<store::UpstreamTokens, UpstreamOAuthError> {
-        self.inner
-            .store
+    ) -> Result<(store::UpstreamTokens, store::Server), UpstreamOAuthError> {
+        let store = &self.inner.store;
+        let server = store.server(scope, server_id).await?;
+        let tokens = store
             .upstream_tokens(scope, server_id, account)
             .await?
             .ok_or_else(|| UpstreamOAuthError::NotConnected {
@@ -699,7 +701,17 @@ impl UpstreamOAuth {
                     UpstreamAccount::Organization => "the organization",
                     UpstreamAccount::Member(_) => "you",
                 },
-            })
+            })?;
+        if resource_of(&server)?.as_str() != tokens.resource {
+            store
+                .delete_upstream_tokens(scope, server_id, account)
+                .await?;
+            return Err(UpstreamOAuthError::Reconnect {
+                server_id: server_id.clone(),
+                reason: "the server's URL changed since the account was connected".to_owned(),
+            });
+        }
+        Ok((tokens, server))
     }
 
     /// Refreshes under the connection's lock, if `still_needed` says so once the lock is held
@@ -755,7 +767,7 @@ impl UpstreamOAuth {
         still_needed: impl Fn(&store::UpstreamTokens) -> bool,
     ) -> Result<SecretString, UpstreamOAuthError> {
         let store = &self.inner.store;
-        let current = self.stored(scope, server_id, account).await?;
+        let (current, server) = self.stored(scope, server_id, account).await?;
         if !still_needed(&current) {
             return Ok(current.access_token);
         }
@@ -779,10 +791,6 @@ impl UpstreamOAuth {
             .oauth_client(scope, server_id)
             .await?
             .ok_or_else(|| UpstreamOAuthError::Registration("no client is registered".into()))?;
-        let server = store.server(scope, server_id).await?;
-        let ServerTransport::StreamableHttp { url } = &server.transport else {
-            return Err(UpstreamOAuthError::NotRemote(server_id.clone()));
-        };
         let answer = self
             .token_request(
                 &authorization_server.token_endpoint,
@@ -791,7 +799,7 @@ impl UpstreamOAuth {
                 &[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token.expose_secret()),
-                    ("resource", url),
+                    ("resource", &current.resource),
                 ],
             )
             .await?;
@@ -812,7 +820,7 @@ impl UpstreamOAuth {
             Err((code, _)) => return Err(UpstreamOAuthError::TokenEndpoint(code)),
         };
         let access_token = answer.access_token.clone();
-        let mut tokens = new_tokens(answer);
+        let mut tokens = new_tokens(answer, current.resource.clone());
         if tokens.refresh_token.is_none() {
             // No rotation: the refresh token stays valid (RFC 6749 §6).
             tokens.refresh_token = current.refresh_token;
@@ -921,8 +929,18 @@ impl UpstreamOAuth {
     }
 }
 
-fn new_tokens(answer: TokenAnswer) -> NewUpstreamTokens {
+/// The server's URL as the `resource` of every request and token (RFC 8707), normalized once.
+fn resource_of(server: &store::Server) -> Result<Url, UpstreamOAuthError> {
+    let ServerTransport::StreamableHttp { url } = &server.transport else {
+        return Err(UpstreamOAuthError::NotRemote(server.id.clone()));
+    };
+    Url::parse(url)
+        .map_err(|_| UpstreamOAuthError::Discovery("the server's URL does not parse".into()))
+}
+
+fn new_tokens(answer: TokenAnswer, resource: String) -> NewUpstreamTokens {
     NewUpstreamTokens {
+        resource,
         access_token: answer.access_token,
         refresh_token: answer.refresh_token,
         expires_at: answer

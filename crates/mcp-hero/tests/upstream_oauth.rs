@@ -605,6 +605,48 @@ async fn organization_connections_are_for_admins_and_stay_in_their_organization(
         .unwrap();
     assert_eq!(for_alice.expose_secret(), for_mallory.expose_secret());
 
+    // Tokens are bound to the server's URL: after an admin changes it, they are deleted
+    // unsent, and the organization must connect again.
+    let (status, body) = gateway
+        .api(
+            &gateway.alice,
+            Method::PATCH,
+            &format!("/api/v1/servers/{server}"),
+            Some(json!({"transport": {"type": "streamable_http", "url": format!("{}/elsewhere", upstream.base)}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let error = gateway
+        .upstream_oauth
+        .access_token(&scope, &server, &gateway.alice.user_id)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("URL changed"), "{error}");
+    assert!(
+        gateway
+            .store
+            .upstream_tokens(&scope, &server, &UpstreamAccount::Organization)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (status, _) = gateway
+        .api(
+            &gateway.alice,
+            Method::PATCH,
+            &format!("/api/v1/servers/{server}"),
+            Some(json!({"transport": {"type": "streamable_http", "url": upstream.resource()}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        connect(&gateway, &upstream, &gateway.alice, &server)
+            .await
+            .status,
+        200
+    );
+
     // Bad input names the field; a secret never comes back.
     let (status, body) = gateway
         .api(

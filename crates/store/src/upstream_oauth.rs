@@ -178,6 +178,8 @@ pub struct NewUpstreamTokens {
     pub expires_at: Option<i64>,
     /// The scope granted, as the authorization server said it.
     pub scope: Option<String>,
+    /// The server URL they were issued for (RFC 8707).
+    pub resource: String,
 }
 
 /// A stored token set, opened.
@@ -191,6 +193,8 @@ pub struct UpstreamTokens {
     pub expires_at: Option<i64>,
     /// The scope granted.
     pub scope: Option<String>,
+    /// The server URL they were issued for; they are sent nowhere else.
+    pub resource: String,
 }
 
 /// A connection's metadata, for status views: never a token.
@@ -227,6 +231,8 @@ pub struct NewPendingAuthorization {
     pub client_id: String,
     /// The redirect URI the code was requested with.
     pub redirect_uri: String,
+    /// The server URL the code is requested for.
+    pub resource: String,
 }
 
 /// A redeemed pending authorization: removed from the store when returned (single use).
@@ -248,6 +254,8 @@ pub struct PendingAuthorization {
     pub client_id: String,
     /// The redirect URI the code was requested with.
     pub redirect_uri: String,
+    /// The server URL the code was requested for.
+    pub resource: String,
 }
 
 /// What best-effort revocation at the authorization server needs about one removed connection.
@@ -707,8 +715,8 @@ impl Store {
         )?;
         let inserted = sqlx::query(
             "INSERT INTO upstream_oauth_pending (id, org_id, server_id, user_id, for_member, verifier_sealed, issuer, \
-             client_id, redirect_uri, expires_at, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+             client_id, redirect_uri, expires_at, created_at, resource) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
              WHERE EXISTS (SELECT 1 FROM server_oauth WHERE server_id = $3 AND org_id = $2)",
         )
         .bind(&pending.state_digest)
@@ -725,6 +733,7 @@ impl Store {
         .bind(&pending.redirect_uri)
         .bind(now + PENDING_LIFETIME_SECS)
         .bind(now)
+        .bind(&pending.resource)
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -741,7 +750,7 @@ impl Store {
     ) -> Result<PendingAuthorization, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "SELECT org_id, server_id, user_id, for_member, verifier_sealed, issuer, client_id, redirect_uri, expires_at \
+            "SELECT org_id, server_id, user_id, for_member, verifier_sealed, issuer, client_id, redirect_uri, resource, expires_at \
              FROM upstream_oauth_pending WHERE id = $1",
         )
         .bind(state_digest)
@@ -783,6 +792,7 @@ impl Store {
             issuer: row.try_get("issuer")?,
             client_id: row.try_get("client_id")?,
             redirect_uri: row.try_get("redirect_uri")?,
+            resource: row.try_get("resource")?,
         })
     }
 
@@ -875,7 +885,7 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO upstream_oauth_tokens (id, org_id, server_id, user_id, access_token_sealed, refresh_token_sealed, \
-             expires_at, scope, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             expires_at, scope, created_at, updated_at, resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(org.as_str())
@@ -887,6 +897,7 @@ impl Store {
         .bind(tokens.scope)
         .bind(created_at)
         .bind(now)
+        .bind(&tokens.resource)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -902,7 +913,7 @@ impl Store {
     ) -> Result<Option<UpstreamTokens>, StoreError> {
         let org = scope.org_id();
         let Some(row) = sqlx::query(
-            "SELECT id, access_token_sealed, refresh_token_sealed, expires_at, scope FROM upstream_oauth_tokens \
+            "SELECT id, access_token_sealed, refresh_token_sealed, expires_at, scope, resource FROM upstream_oauth_tokens \
              WHERE server_id = $1 AND org_id = $2 AND COALESCE(user_id, '') = $3",
         )
         .bind(server_id.as_str())
@@ -934,6 +945,7 @@ impl Store {
             refresh_token,
             expires_at: row.try_get("expires_at")?,
             scope: row.try_get("scope")?,
+            resource: row.try_get("resource")?,
         }))
     }
 

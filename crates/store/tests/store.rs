@@ -1922,6 +1922,7 @@ fn upstream_tokens(access: &str, refresh: &str) -> store::NewUpstreamTokens {
         refresh_token: Some(SecretString::from(refresh)),
         expires_at: Some(store::unix_now() + 3600),
         scope: Some("mcp:tools".to_owned()),
+        resource: "https://remote.example/mcp".to_owned(),
     }
 }
 
@@ -2023,6 +2024,7 @@ async fn s9_upstream_oauth_secrets_are_sealed_and_leave_with_their_member(db: &T
                 issuer: "https://as.example".to_owned(),
                 client_id: "hand-made".to_owned(),
                 redirect_uri: "https://gw.example/oauth/upstream/callback".to_owned(),
+                resource: "https://remote.example/mcp".to_owned(),
             },
         )
         .await
@@ -2046,6 +2048,7 @@ async fn s9_upstream_oauth_secrets_are_sealed_and_leave_with_their_member(db: &T
     assert_eq!(taken.scope, scope);
     assert_eq!(taken.account, bob_account);
     assert_eq!(taken.verifier.expose_secret(), "pkce-verifier-0a9b8c7d6e5f");
+    assert_eq!(taken.resource, "https://remote.example/mcp");
     assert!(matches!(
         store.take_upstream_oauth_pending("digest-of-state-1").await,
         Err(StoreError::NotFound(_))

@@ -45,6 +45,9 @@ CREATE TABLE upstream_oauth_tokens (
     -- Unix seconds; NULL when the authorization server gave no lifetime.
     expires_at BIGINT,
     scope TEXT,
+    -- The server URL the tokens were issued for (RFC 8707): never sent anywhere else, so an
+    -- admin changing the server's URL cannot redirect members' tokens to another host.
+    resource TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
@@ -69,6 +72,8 @@ CREATE TABLE upstream_oauth_pending (
     issuer TEXT NOT NULL,
     client_id TEXT NOT NULL,
     redirect_uri TEXT NOT NULL,
+    -- The server URL the code is requested for.
+    resource TEXT NOT NULL,
     expires_at BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
