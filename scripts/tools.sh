@@ -12,6 +12,8 @@
 #   MCP_HERO_INSPECTOR_CLI      the inspector's cli.js (`"$MCP_HERO_NODE" "$MCP_HERO_INSPECTOR_CLI" --cli URL ...`)
 #   MCP_HERO_SERVER_EVERYTHING  the entry script of the reference "everything" server
 #   MCP_HERO_PYTHON             python of a venv holding the Python MCP SDK
+#   MCP_HERO_OAUTH_MOCK_DIR     prefix holding node_modules/oauth2-mock-server (the local
+#                               authorization server of scripts/lib/oauth-upstream.mjs)
 
 MCP_HERO_TOOLS_DIR="${MCP_HERO_TOOLS_DIR:-$HOME/.cache/mcp-hero-tools}"
 export MCP_HERO_TOOLS_DIR
@@ -21,6 +23,7 @@ MCP_HERO_CONFORMANCE_VERSION="0.1.16"
 MCP_HERO_INSPECTOR_VERSION="1.0.3"
 MCP_HERO_SERVER_EVERYTHING_VERSION="2026.8.31"
 MCP_HERO_PYTHON_MCP_VERSION="2.3.0"
+MCP_HERO_OAUTH_MOCK_VERSION="8.2.3"
 
 # Prints why an install failed and returns non-zero, so a sourcing script under `set -e` stops.
 mcp_hero_tools_fail() {
@@ -109,6 +112,17 @@ mcp_hero_tools_install() {
     [ -f "$MCP_HERO_SERVER_EVERYTHING" ] || { mcp_hero_tools_fail "server-everything ($MCP_HERO_SERVER_EVERYTHING missing)"; return 1; }
     export MCP_HERO_SERVER_EVERYTHING
 
+    # A local OAuth authorization server for the upstream OAuth tests.
+    MCP_HERO_OAUTH_MOCK_DIR="$MCP_HERO_TOOLS_DIR/oauth2-mock-server-$MCP_HERO_OAUTH_MOCK_VERSION"
+    local oauth_mock_js="$MCP_HERO_OAUTH_MOCK_DIR/node_modules/oauth2-mock-server/dist/index.mjs"
+    if ! [ -f "$oauth_mock_js" ]; then
+        mcp_hero_tools_timed "oauth2-mock-server@$MCP_HERO_OAUTH_MOCK_VERSION" \
+            mcp_hero_tools_npm_install "$MCP_HERO_OAUTH_MOCK_DIR" \
+            "oauth2-mock-server@$MCP_HERO_OAUTH_MOCK_VERSION" || return 1
+    fi
+    [ -f "$oauth_mock_js" ] || { mcp_hero_tools_fail "oauth2-mock-server ($oauth_mock_js missing)"; return 1; }
+    export MCP_HERO_OAUTH_MOCK_DIR
+
     # The Python MCP SDK in its own venv.
     local venv_dir="$MCP_HERO_TOOLS_DIR/python-mcp-$MCP_HERO_PYTHON_MCP_VERSION"
     MCP_HERO_PYTHON="$venv_dir/bin/python"
@@ -130,6 +144,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     echo "MCP_HERO_INSPECTOR_CLI=$MCP_HERO_INSPECTOR_CLI"
     echo "MCP_HERO_SERVER_EVERYTHING=$MCP_HERO_SERVER_EVERYTHING"
     echo "MCP_HERO_PYTHON=$MCP_HERO_PYTHON"
+    echo "MCP_HERO_OAUTH_MOCK_DIR=$MCP_HERO_OAUTH_MOCK_DIR"
 else
     mcp_hero_tools_install
 fi

@@ -96,6 +96,7 @@ pub struct Environment {
     session_idle_timeout: Option<String>,
     call_timeout: Option<String>,
     max_message_bytes: Option<String>,
+    public_url: Option<String>,
     path: Option<String>,
 }
 
@@ -133,6 +134,7 @@ impl Environment {
             session_idle_timeout: text("MCP_HERO_SESSION_IDLE_TIMEOUT")?,
             call_timeout: text("MCP_HERO_CALL_TIMEOUT")?,
             max_message_bytes: text("MCP_HERO_MAX_MESSAGE_BYTES")?,
+            public_url: text("MCP_HERO_PUBLIC_URL")?,
             path: text("PATH")?,
         })
     }
@@ -187,6 +189,7 @@ fn parse_root_secret(var: &'static str, value: &SecretString) -> Result<RootSecr
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    public_url: Option<String>,
     data_dir: Option<PathBuf>,
     #[serde(default)]
     tls: FileTls,
@@ -316,6 +319,9 @@ pub struct ServeConfig {
     pub images: crate::images::ImagesConfig,
     /// How much of each server's log is kept, and how long (`[logs]` in the config file).
     pub logs: crate::server_logs::LogsConfig,
+    /// The address browsers and authorization servers reach this gateway at
+    /// (`MCP_HERO_PUBLIC_URL` or `public_url`): upstream OAuth's callback lives under it.
+    pub public_url: Option<url::Url>,
 }
 
 impl StoreConfig {
@@ -448,7 +454,9 @@ impl StoreConfig {
         }
         let logs = self.file.logs.clone().unwrap_or_default();
         logs.validate()?;
+        let public_url = self.public_url(env)?;
         Ok(ServeConfig {
+            public_url,
             listen,
             tls,
             max_body_bytes,
@@ -458,6 +466,41 @@ impl StoreConfig {
             images,
             logs,
         })
+    }
+
+    /// The gateway's public URL: environment over file; `http(s)://host[:port][/path]` without
+    /// query, fragment or credentials.
+    fn public_url(&self, env: &Environment) -> Result<Option<url::Url>, ConfigError> {
+        let (text, origin) = match (&env.public_url, &self.file.public_url) {
+            (Some(text), _) => (text.clone(), "MCP_HERO_PUBLIC_URL"),
+            (None, Some(text)) => (text.clone(), "the config file (public_url)"),
+            (None, None) => return Ok(None),
+        };
+        // A URL with credentials in it is refused, and not echoed either.
+        let shown = if text.contains('@') {
+            "(hidden: it contains @)".to_owned()
+        } else {
+            text.clone()
+        };
+        let invalid = |reason: &str| ConfigError::Invalid {
+            key: "public_url",
+            value: shown.clone(),
+            origin: origin.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = url::Url::parse(text.trim())
+            .map_err(|_| invalid("expected a URL such as https://mcp.example.com"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid("expected an http:// or https:// URL with a host"));
+        }
+        if url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(invalid("must not carry a query, fragment or credentials"));
+        }
+        Ok(Some(url))
     }
 
     /// The data plane's settings: environment over file over defaults. Allowed hosts default to

@@ -47,6 +47,9 @@ pub struct AppState {
     pub images: Images,
     /// The operator's log buffer of each server: the data plane appends, the API reads and tails.
     pub server_logs: ServerLogs,
+    /// The gateway as the OAuth client of remote servers: authorizations, callbacks, and the
+    /// tokens the data plane sends upstream.
+    pub upstream_oauth: crate::upstream_oauth::UpstreamOAuth,
 }
 
 impl AppState {
@@ -85,11 +88,20 @@ impl AppState {
         AppState {
             images: Images::new(store.clone(), images, changes.clone()),
             server_logs: ServerLogs::start(store.clone(), logs),
+            upstream_oauth: crate::upstream_oauth::UpstreamOAuth::new(store.clone(), None),
             changes,
             store,
             metrics: Arc::new(Metrics::new()),
             gateway,
         }
+    }
+
+    /// Sets the gateway's public URL, which upstream OAuth needs for its callback and client
+    /// ID metadata document.
+    pub fn with_public_url(mut self, public_url: Option<url::Url>) -> Self {
+        self.upstream_oauth =
+            crate::upstream_oauth::UpstreamOAuth::new(self.store.clone(), public_url);
+        self
     }
 }
 
@@ -111,6 +123,7 @@ impl AppState {
         (name = "servers", description = "The organization's MCP servers"),
         (name = "variables", description = "A server's variables and files: strings are readable; passwords and files are sealed and only their metadata comes back"),
         (name = "server-logs", description = "What each server's sandboxes said (stderr, redacted), sandbox events and egress decisions, per session; owners and admins"),
+        (name = "upstream-oauth", description = "Remote servers behind OAuth, where the gateway is the OAuth client: settings, members' connections, and the browser callback"),
         (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
@@ -194,6 +207,15 @@ fn control_routes() -> OpenApiRouter<AppState> {
             api::variables::replace_variable,
             api::variables::delete_variable
         ))
+        .routes(routes!(
+            api::upstream_oauth::put_server_oauth,
+            api::upstream_oauth::get_server_oauth,
+            api::upstream_oauth::delete_server_oauth
+        ))
+        .routes(routes!(api::upstream_oauth::start_authorization))
+        .routes(routes!(api::upstream_oauth::delete_connection))
+        .routes(routes!(api::upstream_oauth::callback))
+        .routes(routes!(api::upstream_oauth::client_metadata))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.

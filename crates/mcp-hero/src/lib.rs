@@ -23,3 +23,4 @@ pub mod panics;
 pub mod quickstart;
 pub mod serve;
 pub mod server_logs;
+pub mod upstream_oauth;

@@ -72,6 +72,8 @@ pub async fn run(
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         gateway: mcp::GatewayConfig::default(),
         insecure_no_sandbox: false,
+        // Browsers on this machine reach the gateway here, so upstream OAuth works locally.
+        public_url: url::Url::parse(&format!("http://{listen}")).ok(),
         sandbox: crate::config::sandbox_defaults(),
         images: crate::images::ImagesConfig {
             dir: Some(std::path::absolute(data_dir.join("images"))?),

@@ -64,7 +64,8 @@ pub async fn serve(
             runtime: installs,
         },
         config.logs.clone(),
-    );
+    )
+    .with_public_url(config.public_url.clone());
     // Before any request can start an install: resume the installs a crash interrupted (they
     // run on in the background) and remove what no image owns.
     state.images.upkeep().await;

@@ -276,6 +276,20 @@ async fn openapi_document_covers_every_route() {
         "POST /api/v1/servers/{server_id}/image/reinstall",
         "GET /api/v1/servers/{server_id}/logs",
         "GET /api/v1/servers/{server_id}/logs/stream",
+        "GET /api/v1/servers/{server_id}/variables",
+        "POST /api/v1/servers/{server_id}/variables",
+        "GET /api/v1/servers/{server_id}/variables/{name}",
+        "PUT /api/v1/servers/{server_id}/variables/{name}",
+        "DELETE /api/v1/servers/{server_id}/variables/{name}",
+        "POST /api/v1/servers/{server_id}/files",
+        "PUT /api/v1/servers/{server_id}/files/{name}",
+        "PUT /api/v1/servers/{server_id}/oauth",
+        "GET /api/v1/servers/{server_id}/oauth",
+        "DELETE /api/v1/servers/{server_id}/oauth",
+        "POST /api/v1/servers/{server_id}/oauth/authorize",
+        "DELETE /api/v1/servers/{server_id}/oauth/connection",
+        "GET /oauth/upstream/callback",
+        "GET /oauth/client-metadata.json",
         "GET /api/v1/tool-rules",
         "POST /api/v1/tool-rules",
         "DELETE /api/v1/tool-rules/{rule_id}",
@@ -356,6 +370,60 @@ fn matrix_row(
             ("GET", "/api/v1/servers/{server_id}/logs/stream"),
             (server.clone(), None),
         ),
+        (
+            ("GET", "/api/v1/servers/{server_id}/variables"),
+            (server.clone(), None),
+        ),
+        (
+            ("POST", "/api/v1/servers/{server_id}/variables"),
+            (
+                server.clone(),
+                Some(r#"{"name":"K","type":"password","value":"x-secret-value"}"#),
+            ),
+        ),
+        (
+            ("GET", "/api/v1/servers/{server_id}/variables/{name}"),
+            (server.clone(), None),
+        ),
+        (
+            ("PUT", "/api/v1/servers/{server_id}/variables/{name}"),
+            (
+                server.clone(),
+                Some(r#"{"type":"password","value":"x-secret-value"}"#),
+            ),
+        ),
+        (
+            ("DELETE", "/api/v1/servers/{server_id}/variables/{name}"),
+            (server.clone(), None),
+        ),
+        (
+            ("POST", "/api/v1/servers/{server_id}/files"),
+            (server.clone(), None),
+        ),
+        (
+            ("PUT", "/api/v1/servers/{server_id}/files/{name}"),
+            (server.clone(), None),
+        ),
+        (
+            ("PUT", "/api/v1/servers/{server_id}/oauth"),
+            (server.clone(), Some(r#"{"mode":"member"}"#)),
+        ),
+        (
+            ("GET", "/api/v1/servers/{server_id}/oauth"),
+            (server.clone(), None),
+        ),
+        (
+            ("DELETE", "/api/v1/servers/{server_id}/oauth"),
+            (server.clone(), None),
+        ),
+        (
+            ("POST", "/api/v1/servers/{server_id}/oauth/authorize"),
+            (server.clone(), None),
+        ),
+        (
+            ("DELETE", "/api/v1/servers/{server_id}/oauth/connection"),
+            (server.clone(), None),
+        ),
         (("DELETE", "/api/v1/servers/{server_id}"), (server, None)),
         (
             ("DELETE", "/api/v1/tool-rules/{rule_id}"),
@@ -422,7 +490,7 @@ async fn s8_cross_tenant_matrix() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 15);
+    assert_eq!(checked, 27);
 
     // B's lists never show A's people, ids, tokens, servers or rules.
     let a_markers = [
@@ -469,7 +537,7 @@ async fn s8_cross_tenant_matrix() {
             server.json()["enabled"].clone(),
             server.json()["revision"].clone()
         ),
-        (json!(true), json!(1))
+        (json!(true), json!(2))
     );
     let rules = call(
         &fixture.app,
@@ -871,6 +939,7 @@ async fn s15_no_answer_contains_a_secret() {
                 "server_id" => fixture.server_id.clone(),
                 "rule_id" => fixture.rule_id.clone(),
                 "org" => "acme".to_owned(),
+                "name" => "CANARY".to_owned(),
                 other => panic!("no id for {{{other}}}: add one here"),
             });
             for body in bodies {
@@ -1209,7 +1278,8 @@ async fn server_and_rule_input_errors_name_the_field_and_change_nothing() {
         .await
         .json();
     assert_eq!(servers.as_array().unwrap().len(), 1);
-    assert_eq!(servers[0]["revision"], 1);
+    // 2: the fixture gave the server its CANARY variable after creating it.
+    assert_eq!(servers[0]["revision"], 2);
     let rules = call(app, Method::GET, "/api/v1/tool-rules", alice, None)
         .await
         .json();

@@ -32,6 +32,7 @@ mod template;
 mod token_cache;
 mod tokens;
 mod tool_rules;
+mod upstream_oauth;
 mod variables;
 
 use std::sync::Arc;
@@ -58,6 +59,12 @@ pub use template::{Template, TemplatePart, is_variable_name};
 pub use token_cache::TOKEN_CACHE_TTL;
 pub use tokens::{Principal, TokenMeta, TokenOwner, TokenRejection};
 pub use tool_rules::{DEFAULT_ALLOWED_ROLES, ToolRuleView};
+pub use upstream_oauth::{
+    AdminClient, AuthorizationServer, MAX_CLIENT_ID_BYTES, MAX_SCOPES_BYTES, MAX_SECRET_BYTES,
+    NewPendingAuthorization, NewUpstreamTokens, OAuthClient, OAuthMode, OAuthSettings,
+    PENDING_LIFETIME_SECS, PendingAuthorization, RemovedConnection, ServerOAuth, UpstreamAccount,
+    UpstreamConnection, UpstreamTokens,
+};
 pub use variables::{
     MAX_FILE_BYTES, MAX_FILE_PATH_BYTES, MAX_VALUE_BYTES, MAX_VARIABLES_PER_SERVER, OpenedVariable,
     PREVIEW_MIN_CHARS, VariableKind, VariableMeta, VariableValue, validate_file_path,

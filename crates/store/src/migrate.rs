@@ -34,6 +34,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0004_server_variables.sql"),
     ),
     (
+        5,
+        "upstream oauth",
+        include_str!("../migrations/sqlite/0005_upstream_oauth.sql"),
+        include_str!("../migrations/postgres/0005_upstream_oauth.sql"),
+    ),
+    (
         6,
         "server logs",
         include_str!("../migrations/sqlite/0006_server_logs.sql"),

@@ -42,6 +42,36 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         id_column: "id",
         org_column: Some("org_id"),
     },
+    SealedColumn {
+        table: "server_oauth",
+        column: "admin_client_secret_sealed",
+        id_column: "server_id",
+        org_column: Some("org_id"),
+    },
+    SealedColumn {
+        table: "server_oauth",
+        column: "client_secret_sealed",
+        id_column: "server_id",
+        org_column: Some("org_id"),
+    },
+    SealedColumn {
+        table: "upstream_oauth_tokens",
+        column: "access_token_sealed",
+        id_column: "id",
+        org_column: Some("org_id"),
+    },
+    SealedColumn {
+        table: "upstream_oauth_tokens",
+        column: "refresh_token_sealed",
+        id_column: "id",
+        org_column: Some("org_id"),
+    },
+    SealedColumn {
+        table: "upstream_oauth_pending",
+        column: "verifier_sealed",
+        id_column: "id",
+        org_column: Some("org_id"),
+    },
 ];
 
 /// What a rotation did.

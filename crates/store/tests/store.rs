@@ -226,6 +226,8 @@ both_backends!(
     s6_server_logs_keep_within_their_byte_bounds,
     server_logs_older_than_the_retention_are_swept,
     s19_s20_server_logs_go_with_their_server_and_organization,
+    s9_upstream_oauth_secrets_are_sealed_and_leave_with_their_member,
+    s8_upstream_oauth_stays_in_its_organization_and_on_remote_servers,
 );
 
 async fn s11_key_check_refuses_a_wrong_secret(db: &TestDb) {
@@ -2528,5 +2530,321 @@ async fn s19_s20_server_logs_go_with_their_server_and_organization(db: &TestDb) 
     assert_eq!(
         log_texts(&store, &scope_b, &beta, all_lines()).await,
         ["beta line"]
+fn upstream_tokens(access: &str, refresh: &str) -> store::NewUpstreamTokens {
+    store::NewUpstreamTokens {
+        access_token: SecretString::from(access),
+        refresh_token: Some(SecretString::from(refresh)),
+        expires_at: Some(store::unix_now() + 3600),
+        scope: Some("mcp:tools".to_owned()),
+        resource: "https://remote.example/mcp".to_owned(),
+    }
+}
+
+fn member_oauth() -> store::OAuthSettings {
+    store::OAuthSettings {
+        mode: store::OAuthMode::Member,
+        scopes: vec!["mcp:tools".to_owned()],
+        client: Some(store::AdminClient {
+            client_id: "hand-made".to_owned(),
+            client_secret: Some(SecretString::from("client-secret-7b1e0c2d9a")),
+        }),
+    }
+}
+
+/// S9, S10, S12, S20: upstream OAuth client secrets, tokens and PKCE verifiers are sealed (not in
+/// the database bytes), read back only through their row, pending authorizations are single
+/// use, and removing a member removes their tokens.
+async fn s9_upstream_oauth_secrets_are_sealed_and_leave_with_their_member(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope, _, _) = store
+        .create_organization("acme", "Acme", "alice@acme.example")
+        .await
+        .unwrap();
+    let owner = authorize::<ManageMembers>(Role::Owner).unwrap();
+    let bob = store
+        .add_member(&scope, &owner, "bob@acme.example", Role::Member)
+        .await
+        .unwrap()
+        .user_id;
+    let server = store
+        .create_server(
+            &scope,
+            &manage_servers(),
+            remote_server("remote", "https://remote.example/mcp"),
+        )
+        .await
+        .unwrap();
+    let settings = store
+        .put_server_oauth(&scope, &manage_servers(), &server.id, member_oauth())
+        .await
+        .unwrap();
+    assert!(settings.admin_client_secret_set);
+    assert_eq!(settings.mode, store::OAuthMode::Member);
+    let bob_account = store::UpstreamAccount::Member(bob.clone());
+    store
+        .put_upstream_tokens(
+            &scope,
+            &server.id,
+            &bob_account,
+            upstream_tokens("access-token-4f0d7e1a2b", "refresh-token-9c3e5a7b1d"),
+        )
+        .await
+        .unwrap();
+    // The organization account does not fit a member-mode server.
+    assert!(matches!(
+        store
+            .put_upstream_tokens(
+                &scope,
+                &server.id,
+                &store::UpstreamAccount::Organization,
+                upstream_tokens("access-org-1", "refresh-org-1"),
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let opened = store
+        .upstream_tokens(&scope, &server.id, &bob_account)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        opened.access_token.expose_secret(),
+        "access-token-4f0d7e1a2b"
+    );
+    assert_eq!(
+        opened.refresh_token.unwrap().expose_secret(),
+        "refresh-token-9c3e5a7b1d"
+    );
+    let admin_client = store
+        .oauth_admin_client(&scope, &server.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        admin_client.client_secret.unwrap().expose_secret(),
+        "client-secret-7b1e0c2d9a"
+    );
+
+    // A pending authorization is redeemed once, into its own organization.
+    store
+        .create_upstream_oauth_pending(
+            &scope,
+            store::NewPendingAuthorization {
+                state_digest: "digest-of-state-1".to_owned(),
+                server_id: server.id.clone(),
+                started_by: bob.clone(),
+                account: bob_account.clone(),
+                verifier: SecretString::from("pkce-verifier-0a9b8c7d6e5f"),
+                issuer: "https://as.example".to_owned(),
+                client_id: "hand-made".to_owned(),
+                redirect_uri: "https://gw.example/oauth/upstream/callback".to_owned(),
+                resource: "https://remote.example/mcp".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let bytes = db.raw_bytes();
+    for secret in [
+        "access-token-4f0d7e1a2b",
+        "refresh-token-9c3e5a7b1d",
+        "client-secret-7b1e0c2d9a",
+        "pkce-verifier-0a9b8c7d6e5f",
+    ] {
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "{secret} is stored in clear"
+        );
+    }
+    let taken = store
+        .take_upstream_oauth_pending("digest-of-state-1")
+        .await
+        .unwrap();
+    assert_eq!(taken.scope, scope);
+    assert_eq!(taken.account, bob_account);
+    assert_eq!(taken.verifier.expose_secret(), "pkce-verifier-0a9b8c7d6e5f");
+    assert_eq!(taken.resource, "https://remote.example/mcp");
+    assert!(matches!(
+        store.take_upstream_oauth_pending("digest-of-state-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Rotation reaches the new columns.
+    drop(store);
+    let rotated = db.open(vault(SECRET_B, Some(SECRET_A))).await.unwrap();
+    let report = rotated.rotate_sealed_records(|_| {}).await.unwrap();
+    assert!(report.resealed >= 3, "{report:?}");
+    drop(rotated);
+    let store = db.open(vault(SECRET_B, None)).await.unwrap();
+    assert!(
+        store
+            .upstream_tokens(&scope, &server.id, &bob_account)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // S20: the member's tokens leave with the membership.
+    store.remove_member(&scope, &owner, &bob).await.unwrap();
+    assert!(
+        store
+            .upstream_tokens(&scope, &server.id, &bob_account)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        db.query_strings("SELECT CAST(COUNT(*) AS TEXT) FROM upstream_oauth_tokens")
+            .await,
+        ["0"]
+    );
+
+    // S19: turning OAuth off, or deleting the server, leaves nothing behind.
+    store
+        .delete_server_oauth(&scope, &manage_servers(), &server.id)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .server_oauth(&scope, &server.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        db.query_strings("SELECT CAST(COUNT(*) AS TEXT) FROM server_oauth")
+            .await,
+        ["0"]
+    );
+}
+
+/// S8: another organization's server OAuth answers not found; OAuth is for remote servers only;
+/// bad scopes name the field.
+async fn s8_upstream_oauth_stays_in_its_organization_and_on_remote_servers(db: &TestDb) {
+    let store = db.open_a().await;
+    let (acme, _, alice) = store
+        .create_organization("acme", "Acme", "alice@acme.example")
+        .await
+        .unwrap();
+    let (other, _, _) = store
+        .create_organization("other", "Other", "olga@other.example")
+        .await
+        .unwrap();
+    let server = store
+        .create_server(
+            &acme,
+            &manage_servers(),
+            remote_server("remote", "https://remote.example/mcp"),
+        )
+        .await
+        .unwrap();
+    store
+        .put_server_oauth(&acme, &manage_servers(), &server.id, member_oauth())
+        .await
+        .unwrap();
+    let alice_account = store::UpstreamAccount::Member(alice.clone());
+    store
+        .put_upstream_tokens(
+            &acme,
+            &server.id,
+            &alice_account,
+            upstream_tokens("access-a", "refresh-a"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.server_oauth(&other, &server.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .put_server_oauth(&other, &manage_servers(), &server.id, member_oauth())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .upstream_tokens(&other, &server.id, &alice_account)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .put_upstream_tokens(
+                &other,
+                &server.id,
+                &alice_account,
+                upstream_tokens("access-b", "refresh-b"),
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .delete_server_oauth(&other, &manage_servers(), &server.id)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .member_upstream_connections(&other, &alice)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let stdio = store
+        .create_server(&acme, &manage_servers(), stdio_server("local"))
+        .await
+        .unwrap();
+    assert_invalid(
+        store
+            .put_server_oauth(&acme, &manage_servers(), &stdio.id, member_oauth())
+            .await,
+        "server_id",
+    );
+    assert_invalid(
+        store
+            .put_server_oauth(
+                &acme,
+                &manage_servers(),
+                &server.id,
+                store::OAuthSettings {
+                    mode: store::OAuthMode::Organization,
+                    scopes: vec!["has space".to_owned()],
+                    client: None,
+                },
+            )
+            .await,
+        "scopes",
+    );
+    // Refused input lost nothing: the member's connection is still there.
+    assert!(
+        store
+            .upstream_tokens(&acme, &server.id, &alice_account)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Changing the mode drops connections made for the old one.
+    store
+        .put_server_oauth(
+            &acme,
+            &manage_servers(),
+            &server.id,
+            store::OAuthSettings {
+                mode: store::OAuthMode::Organization,
+                scopes: Vec::new(),
+                client: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .upstream_tokens(&acme, &server.id, &alice_account)
+            .await
+            .unwrap()
+            .is_none()
     );
 }

@@ -326,3 +326,47 @@ fn log_settings_come_from_the_file_and_bad_values_are_named() {
         .to_string();
     assert!(unknown.contains("unknown field `retention`"), "{unknown}");
 }
+
+#[test]
+fn public_url_is_an_http_base_url_and_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = StoreFlags {
+        data_dir: Some(dir.path().to_owned()),
+        config: None,
+    };
+    let store_config = StoreConfig::resolve(&env(&[]), &flags).unwrap();
+    let serve = |value: &str| {
+        store_config.serve_config(
+            &env(&[("MCP_HERO_PUBLIC_URL", value)]),
+            &ServeFlags::default(),
+        )
+    };
+    assert_eq!(
+        store_config
+            .serve_config(&env(&[]), &ServeFlags::default())
+            .unwrap()
+            .public_url,
+        None
+    );
+    assert_eq!(
+        serve("https://mcp.example.com/gw")
+            .unwrap()
+            .public_url
+            .unwrap()
+            .as_str(),
+        "https://mcp.example.com/gw"
+    );
+    for bad in [
+        "mcp.example.com",
+        "ftp://mcp.example.com",
+        "https://mcp.example.com/?x=1",
+        "https://user:pw@mcp.example.com",
+    ] {
+        let message = serve(bad).unwrap_err().to_string();
+        assert!(
+            message.starts_with("invalid public_url") && message.contains("MCP_HERO_PUBLIC_URL"),
+            "{message}"
+        );
+        assert!(!message.contains("pw"), "{message}");
+    }
+}

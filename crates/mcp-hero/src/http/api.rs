@@ -9,6 +9,7 @@ pub mod server_logs;
 pub mod servers;
 pub mod tool_rules;
 pub mod variables;
+pub mod upstream_oauth;
 
 use auth::{ManageMembers, Permit, Role, authorize};
 use axum::Json;
@@ -293,10 +294,17 @@ pub async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageMembers>(caller.role)?;
     let user = UserId::from_untrusted(&user_id);
+    // The member's upstream OAuth tokens go with the membership (S20); read them first so they
+    // can also be revoked at their authorization servers once the removal is committed.
+    let upstream = state
+        .store
+        .member_upstream_connections(&caller.scope, &user)
+        .await?;
     state
         .store
         .remove_member(&caller.scope, &permit, &user)
         .await?;
+    state.upstream_oauth.revoke(&caller.scope, upstream).await;
     state.changes.changed(Change::Member {
         org: caller.scope.org_id().clone(),
         user,

@@ -26,6 +26,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// The body is not JSON.
     UnsupportedMediaType(String),
+    /// A server the gateway talks to on the caller's behalf (an authorization server) failed;
+    /// the message says how, never with a secret.
+    BadGateway(String),
     /// Something broke on our side; details are in the log under the request id.
     Internal,
 }
@@ -69,6 +72,9 @@ impl ApiError {
                 "unsupported_media_type",
                 message.clone(),
             ),
+            ApiError::BadGateway(message) => {
+                (StatusCode::BAD_GATEWAY, "bad_gateway", message.clone())
+            }
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -151,6 +151,10 @@ pub struct Gateway {
     pub images: mcp_hero::images::Images,
     /// The server log buffer the API reads and tails.
     pub server_logs: mcp_hero::server_logs::ServerLogs,
+    /// The upstream OAuth client the data plane asks for tokens.
+    pub upstream_oauth: mcp_hero::upstream_oauth::UpstreamOAuth,
+    /// The data directory (the SQLite database lives here).
+    pub data_dir: PathBuf,
 }
 
 impl Gateway {
@@ -235,17 +239,22 @@ impl Gateway {
             Arc::new(mcp_hero::credentials::StoreCredentials::new(store.clone())),
         )
         .unwrap();
-        let state = AppState::with_images(store.clone(), gateway.clone(), images);
-        let images = state.images.clone();
-        let server_logs = state.server_logs.clone();
-        let app = router(state, 64 * 1024);
+        // Bound first: the public URL (upstream OAuth's callback) names its port.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let state = AppState::with_images(store.clone(), gateway.clone(), images)
+            .with_public_url(Some(url::Url::parse(&format!("http://{addr}")).unwrap()));
+        let images = state.images.clone();
+        let server_logs = state.server_logs.clone();
+        let upstream_oauth = state.upstream_oauth.clone();
+        let app = router(state, 64 * 1024);
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         Gateway {
+            data_dir: dir.path().to_owned(),
             _dir: dir,
+            upstream_oauth,
             store,
             addr,
             http: reqwest::Client::new(),

@@ -37,7 +37,7 @@ pub enum TransportBody {
         /// Environment variables; values may reference the server's variables as `${NAME}`
         /// (passwords are opened only when a session starts the server). At most 64;
         /// `HOME`, `PATH`, `LANG` and the proxy variables are the sandbox's.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         env: BTreeMap<String, String>,
     },
     /// A remote server speaking Streamable HTTP.
@@ -46,7 +46,7 @@ pub enum TransportBody {
         url: String,
         /// Headers sent on every request (an API key, say); values may reference the server's
         /// string and password variables as `${NAME}`. At most 64.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         headers: BTreeMap<String, String>,
     },
 }

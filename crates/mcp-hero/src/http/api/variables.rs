@@ -8,7 +8,7 @@
 
 use auth::{ManageServers, authorize};
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use secrecy::{SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
@@ -274,10 +274,20 @@ struct UploadForm {
     contents: Option<SecretBox<[u8]>>,
 }
 
-/// Reads an upload form; the file's bytes go straight into a secret, and anything unexpected
-/// is refused by name.
-async fn read_upload(mut form: Multipart) -> Result<UploadForm, ApiError> {
+/// Reads an upload form once the caller may change the server and it exists (so nothing is
+/// read for a server of another organization); the file's bytes go straight into a secret,
+/// and anything unexpected is refused by name.
+async fn read_upload(
+    state: &AppState,
+    caller: &Caller,
+    server: &ServerId,
+    request: Request,
+) -> Result<UploadForm, ApiError> {
+    state.store.server(&caller.scope, server).await?;
     let bad = |message: String| ApiError::BadRequest(message);
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|error| bad(format!("invalid form: {}", error.body_text())))?;
     let mut upload = UploadForm {
         name: None,
         path: None,
@@ -351,11 +361,11 @@ pub async fn upload_file(
     State(state): State<AppState>,
     caller: Caller,
     Path(server_id): Path<String>,
-    form: Multipart,
+    request: Request,
 ) -> Result<(StatusCode, Json<VariableView>), ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let server = ServerId::from_untrusted(&server_id);
-    let upload = read_upload(form).await?;
+    let upload = read_upload(&state, &caller, &server, request).await?;
     let name = upload
         .name
         .ok_or_else(|| ApiError::BadRequest("invalid name: the form has no name field".into()))?;
@@ -396,11 +406,11 @@ pub async fn replace_file(
     State(state): State<AppState>,
     caller: Caller,
     Path((server_id, name)): Path<(String, String)>,
-    form: Multipart,
+    request: Request,
 ) -> Result<Json<VariableView>, ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let server = ServerId::from_untrusted(&server_id);
-    let upload = read_upload(form).await?;
+    let upload = read_upload(&state, &caller, &server, request).await?;
     if upload.name.is_some() {
         return Err(ApiError::BadRequest(
             "invalid name: the name is in the URL; the form takes path and file".into(),
