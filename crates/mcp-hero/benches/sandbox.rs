@@ -91,6 +91,7 @@ fn request(fixture: &Path, i: usize) -> StartRequest {
         files: Vec::new(),
         egress: Some(EgressPolicy::default()),
         image: None,
+        decisions: None,
     }
 }
 

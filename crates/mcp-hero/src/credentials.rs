@@ -8,18 +8,23 @@
 use mcp::credentials::{CredentialTarget, Credentials, OpenedSecrets};
 use mcp::launcher::BoxFuture;
 use secrecy::SecretString;
-use store::{ServerId, Store};
+use store::{ServerId, Store, UserId};
 
-/// Opens secrets through the store (and its vault).
+use crate::upstream_oauth::UpstreamOAuth;
+
+/// Opens secrets through the store (and its vault), and OAuth tokens through the gateway's
+/// OAuth client.
 #[derive(Clone)]
 pub struct StoreCredentials {
     store: Store,
+    oauth: UpstreamOAuth,
 }
 
 impl StoreCredentials {
-    /// A provider over `store`.
-    pub fn new(store: Store) -> Self {
-        StoreCredentials { store }
+    /// A provider over `store` and `oauth` (the same client the API's callbacks use, so
+    /// refreshes of one connection collapse into one).
+    pub fn new(store: Store, oauth: UpstreamOAuth) -> Self {
+        StoreCredentials { store, oauth }
     }
 }
 
@@ -57,9 +62,56 @@ impl Credentials for StoreCredentials {
 
     fn access_token<'a>(
         &'a self,
-        _target: CredentialTarget<'a>,
-        _force_refresh: bool,
+        target: CredentialTarget<'a>,
+        rejected: Option<&'a SecretString>,
     ) -> BoxFuture<'a, Result<SecretString, String>> {
-        Box::pin(async { Err("OAuth is not set up for this server".to_owned()) })
+        Box::pin(async move {
+            let scope = self
+                .store
+                .session_scope(target.org)
+                .await
+                .map_err(|error| error.to_string())?;
+            let server = ServerId::from_untrusted(target.server_id);
+            let member = UserId::from_untrusted(target.member);
+            let token = match rejected {
+                None => self.oauth.access_token(&scope, &server, &member).await,
+                Some(rejected) => {
+                    self.oauth
+                        .refresh_after_unauthorized(&scope, &server, &member, rejected)
+                        .await
+                }
+            };
+            // The errors say what the member can do (connect, reconnect) and carry no token.
+            token.map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// Puts servers' stderr (already redacted) and their sandboxes' events into the operator's
+/// log buffer.
+impl mcp::logs::ServerLogSink for crate::server_logs::ServerLogs {
+    fn line(
+        &self,
+        source: mcp::logs::LogSource<'_>,
+        stream: mcp::logs::LogStream,
+        level: mcp::logs::LogLevel,
+        text: String,
+    ) {
+        use crate::server_logs::{LogLevel, LogLine, LogStream};
+        self.append(LogLine::now(
+            store::OrgId::from_untrusted(source.org),
+            ServerId::from_untrusted(source.server_id),
+            source.session,
+            match stream {
+                mcp::logs::LogStream::Stderr => LogStream::Stderr,
+                mcp::logs::LogStream::Sandbox => LogStream::Sandbox,
+                mcp::logs::LogStream::Egress => LogStream::Egress,
+            },
+            match level {
+                mcp::logs::LogLevel::Info => LogLevel::Info,
+                mcp::logs::LogLevel::Warn => LogLevel::Warn,
+            },
+            text,
+        ));
     }
 }

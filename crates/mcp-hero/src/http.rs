@@ -79,6 +79,20 @@ impl AppState {
         images: ImagesSetup,
         logs: LogsConfig,
     ) -> Self {
+        let server_logs = ServerLogs::start(store.clone(), logs);
+        let upstream_oauth = crate::upstream_oauth::UpstreamOAuth::new(store.clone(), None);
+        Self::assemble(store, gateway, images, server_logs, upstream_oauth)
+    }
+
+    /// Puts the state together from parts the gateway shares: the data plane writes to the
+    /// same log buffer and asks the same OAuth client the API serves.
+    pub fn assemble(
+        store: store::Store,
+        gateway: Arc<::mcp::Gateway>,
+        images: ImagesSetup,
+        server_logs: ServerLogs,
+        upstream_oauth: crate::upstream_oauth::UpstreamOAuth,
+    ) -> Self {
         let dirs = ImageDirs::new(images.config.dir.clone());
         let changes: Arc<dyn ChangeSink> = Arc::new(mcp::DataPlaneSync::start(
             store.clone(),
@@ -87,8 +101,8 @@ impl AppState {
         ));
         AppState {
             images: Images::new(store.clone(), images, changes.clone()),
-            server_logs: ServerLogs::start(store.clone(), logs),
-            upstream_oauth: crate::upstream_oauth::UpstreamOAuth::new(store.clone(), None),
+            server_logs,
+            upstream_oauth,
             changes,
             store,
             metrics: Arc::new(Metrics::new()),

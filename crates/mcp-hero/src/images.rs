@@ -653,6 +653,7 @@ impl Work {
             files: Vec::new(),
             egress: Some(install_policy(config)),
             image: Some(ImageMount::Install(dir.to_owned())),
+            decisions: None,
         };
         let timeout = Duration::from_secs(config.timeout_secs);
         let mut running = sandboxes.start(request).await.map_err(|error| {

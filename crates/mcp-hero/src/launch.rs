@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use mcp::launcher::{
-    BoxFuture, Injection, LaunchError, LaunchLabel, LaunchedServer, Launcher, PlainProcessLauncher,
-    ServerHandle, StdioCommand,
+    BoxFuture, Injection, LaunchError, LaunchEvent, LaunchLabel, LaunchedServer, Launcher,
+    PlainProcessLauncher, ServerHandle, StdioCommand,
 };
+use mcp::logs::{LogLevel, LogStream};
+use tokio::sync::mpsc;
 use sandbox::egress::{Decision, DecisionSink, EgressPolicy};
 use sandbox::{ImageMount, InjectedFile, SandboxHandle, Sandboxes, StartRequest};
 
@@ -60,18 +62,47 @@ pub fn launchers(
     }
 }
 
-/// Egress decisions go to the gateway log (the operator's log buffer is a later change).
+/// Egress decisions of sandboxes nobody asked about (installs) go to the gateway log.
 struct LogDecisions;
 
 impl DecisionSink for LogDecisions {
     fn record(&self, decision: Decision) {
-        tracing::info!(
-            host = %decision.host,
-            port = decision.port,
-            verdict = ?decision.verdict,
-            reason = %decision.reason,
-            "sandbox egress"
-        );
+        log_decision(&decision);
+    }
+}
+
+fn log_decision(decision: &Decision) {
+    tracing::info!(
+        host = %decision.host,
+        port = decision.port,
+        verdict = ?decision.verdict,
+        reason = %decision.reason,
+        "sandbox egress"
+    );
+}
+
+/// How many launcher events wait for the data plane before new ones are dropped.
+const EVENT_QUEUE: usize = 256;
+
+/// A session sandbox's egress decisions: to the gateway log, and as events the data plane puts
+/// in the server's log buffer (host, port, verdict and reason; never a path or header).
+struct SessionDecisions(mpsc::Sender<LaunchEvent>);
+
+impl DecisionSink for SessionDecisions {
+    fn record(&self, decision: Decision) {
+        log_decision(&decision);
+        let allowed = matches!(decision.verdict, sandbox::egress::Verdict::Allowed);
+        let verdict = if allowed { "allowed" } else { "refused" };
+        let target = match decision.address {
+            Some(address) => format!("{}:{} ({address})", decision.host, decision.port),
+            None => format!("{}:{}", decision.host, decision.port),
+        };
+        // A full queue drops the event rather than slow the proxy down.
+        let _ = self.0.try_send(LaunchEvent {
+            stream: LogStream::Egress,
+            level: if allowed { LogLevel::Info } else { LogLevel::Warn },
+            text: format!("{verdict} {target}: {}", decision.reason),
+        });
     }
 }
 
@@ -107,6 +138,7 @@ impl Launcher for SandboxLauncher {
             program.extend(command.args.iter().cloned());
             // Moved, not copied: the sandbox wipes them once its helper has them (S14).
             let Injection { env, files } = injection;
+            let (events, events_received) = mpsc::channel(EVENT_QUEUE);
             let request = StartRequest {
                 org: label.org.clone(),
                 server: label.server.clone(),
@@ -124,6 +156,7 @@ impl Launcher for SandboxLauncher {
                     .collect(),
                 egress: Some(self.egress.clone()),
                 image: command.image.clone().map(ImageMount::ReadOnly),
+                decisions: Some(Arc::new(SessionDecisions(events))),
             };
             let running = self.sandboxes.start(request).await.map_err(|error| match error {
                 sandbox::SandboxError::Capacity(_) => LaunchError::Refused(error.to_string()),
@@ -137,6 +170,7 @@ impl Launcher for SandboxLauncher {
                 stdout: Box::pin(running.stdout),
                 stderr: Box::pin(running.stderr),
                 handle: Box::new(Sandboxed(running.handle)),
+                events: Some(events_received),
             })
         })
     }

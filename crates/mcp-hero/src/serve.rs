@@ -8,6 +8,9 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Environment, ServeConfig, ServeFlags, StoreConfig, StoreFlags};
+use crate::credentials::StoreCredentials;
+use crate::server_logs::ServerLogs;
+use crate::upstream_oauth::UpstreamOAuth;
 use crate::http::{AppState, router};
 use crate::images::ImagesSetup;
 use mcp::launcher::Launcher;
@@ -50,22 +53,25 @@ pub async fn serve(
         launcher = launcher.kind(),
         "stdio MCP servers run through this launcher"
     );
-    let gateway = mcp::Gateway::with_credentials(
+    let server_logs = ServerLogs::start(store.clone(), config.logs.clone());
+    let upstream_oauth = UpstreamOAuth::new(store.clone(), config.public_url.clone());
+    let gateway = mcp::Gateway::with_services(
         config.gateway.clone(),
         launcher,
-        Arc::new(crate::credentials::StoreCredentials::new(store.clone())),
+        Arc::new(StoreCredentials::new(store.clone(), upstream_oauth.clone())),
+        Arc::new(server_logs.clone()),
     )
     .context("cannot start the MCP data plane")?;
-    let state = AppState::with_images_and_logs(
+    let state = AppState::assemble(
         store.clone(),
         gateway.clone(),
         ImagesSetup {
             config: config.images.clone(),
             runtime: installs,
         },
-        config.logs.clone(),
-    )
-    .with_public_url(config.public_url.clone());
+        server_logs,
+        upstream_oauth,
+    );
     // Before any request can start an install: resume the installs a crash interrupted (they
     // run on in the background) and remove what no image owns.
     state.images.upkeep().await;

@@ -41,6 +41,7 @@ async fn the_fixture_answers_from_inside_a_sandbox() {
             files: Vec::new(),
             egress: Some(EgressPolicy::default()),
             image: None,
+            decisions: None,
         })
         .await
         .unwrap();
@@ -91,6 +92,7 @@ async fn run_shell(sandboxes: &Sandboxes, script: &str) -> (String, String, sand
             }],
             egress: Some(EgressPolicy::default()),
             image: None,
+            decisions: None,
         })
         .await
         .unwrap();

@@ -149,12 +149,12 @@ pub trait Credentials: Send + Sync + 'static {
         names: &'a [String],
     ) -> BoxFuture<'a, Result<OpenedSecrets, String>>;
 
-    /// An OAuth access token for `target`'s server and member; `force_refresh` after the
-    /// server answered 401 to the last one.
+    /// An OAuth access token for `target`'s server and member; `rejected` is the token the
+    /// server just answered 401 to, which must be refreshed rather than returned again.
     fn access_token<'a>(
         &'a self,
         target: CredentialTarget<'a>,
-        force_refresh: bool,
+        rejected: Option<&'a SecretString>,
     ) -> BoxFuture<'a, Result<SecretString, String>>;
 }
 
@@ -180,7 +180,7 @@ impl Credentials for NoCredentials {
     fn access_token<'a>(
         &'a self,
         _target: CredentialTarget<'a>,
-        _force_refresh: bool,
+        _rejected: Option<&'a SecretString>,
     ) -> BoxFuture<'a, Result<SecretString, String>> {
         Box::pin(async { Err("this gateway has no credential store".to_owned()) })
     }

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::{Credentials, NoCredentials};
+use crate::logs::{NoServerLogs, ServerLogSink};
 use crate::jsonrpc::{INVALID_REQUEST, Kind, Message, RpcError};
 use crate::launcher::Launcher;
 use crate::protocol;
@@ -84,6 +85,7 @@ pub(crate) struct Runtime {
     pub config: GatewayConfig,
     pub launcher: Arc<dyn Launcher>,
     pub credentials: Arc<dyn Credentials>,
+    pub logs: Arc<dyn ServerLogSink>,
     pub http: HttpClients,
 }
 
@@ -119,21 +121,29 @@ impl Gateway {
         config: GatewayConfig,
         launcher: Arc<dyn Launcher>,
     ) -> Result<Arc<Self>, GatewayError> {
-        Self::with_credentials(config, launcher, Arc::new(NoCredentials))
+        Self::with_services(
+            config,
+            launcher,
+            Arc::new(NoCredentials),
+            Arc::new(NoServerLogs),
+        )
     }
 
-    /// Builds the gateway, whose connections open their secrets through `credentials`, and
-    /// starts its idle-session reaper.
-    pub fn with_credentials(
+    /// Builds the gateway, whose connections open their secrets through `credentials` and
+    /// send their servers' stderr (redacted) and launcher events to `logs`, and starts its
+    /// idle-session reaper.
+    pub fn with_services(
         config: GatewayConfig,
         launcher: Arc<dyn Launcher>,
         credentials: Arc<dyn Credentials>,
+        logs: Arc<dyn ServerLogSink>,
     ) -> Result<Arc<Self>, GatewayError> {
         let gateway = Arc::new(Gateway {
             runtime: Arc::new(Runtime {
                 config,
                 launcher,
                 credentials,
+                logs,
                 http: HttpClients::new()?,
             }),
             sessions: RwLock::new(HashMap::new()),

@@ -71,6 +71,18 @@ pub struct LaunchLabel {
     pub session: String,
 }
 
+/// Something the launcher reports about a running server (an egress decision, a limit hit),
+/// for the operator's log buffer; never the server's own output.
+#[derive(Debug, Clone)]
+pub struct LaunchEvent {
+    /// Which kind.
+    pub stream: crate::logs::LogStream,
+    /// How much it matters.
+    pub level: crate::logs::LogLevel,
+    /// What happened, in the launcher's words.
+    pub text: String,
+}
+
 /// A running server: its pipes and the handle that ends it.
 pub struct LaunchedServer {
     /// Its standard input: the gateway writes JSON-RPC lines here.
@@ -81,6 +93,8 @@ pub struct LaunchedServer {
     pub stderr: Pin<Box<dyn AsyncRead + Send>>,
     /// Ends the server; dropping it must end the server too.
     pub handle: Box<dyn ServerHandle>,
+    /// What the launcher reports about it while it runs, if anything.
+    pub events: Option<tokio::sync::mpsc::Receiver<LaunchEvent>>,
 }
 
 impl std::fmt::Debug for LaunchedServer {
@@ -209,6 +223,7 @@ impl Launcher for PlainProcessLauncher {
                 stdout: Box::pin(stdout),
                 stderr: Box::pin(stderr),
                 handle: Box::new(PlainProcess { child }),
+                events: None,
             })
         })
     }

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod launcher;
+pub mod logs;
 pub mod protocol;
 pub mod session;
 mod stream;

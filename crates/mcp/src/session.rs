@@ -282,6 +282,7 @@ impl Session {
             let context = OpenContext {
                 launcher: &*session.runtime.launcher,
                 credentials: &session.runtime.credentials,
+                logs: &session.runtime.logs,
                 member: &session.owner.user,
                 http: &session.runtime.http,
                 limits: &session.runtime.config.upstream,

@@ -163,6 +163,8 @@ pub(crate) struct OpenContext<'a> {
     pub credentials: &'a Arc<dyn Credentials>,
     /// The session's member, whose credentials a per-member server uses.
     pub member: &'a str,
+    /// Where stdio servers' stderr and launcher events go.
+    pub logs: &'a Arc<dyn crate::logs::ServerLogSink>,
     pub http: &'a HttpClients,
     pub limits: &'a UpstreamLimits,
     pub label: LaunchLabel,
@@ -327,6 +329,19 @@ impl Connection {
                 names.dedup();
                 let opened = open_secrets(context.credentials, target, &names).await?;
                 let injection = inject(command, &opened)?;
+                // The redactor learns the values of the secrets in the server's environment:
+                // those are what it could echo (S18). File contents are not matched.
+                let env_secrets: Vec<&str> = command
+                    .env
+                    .iter()
+                    .flat_map(|(_, value)| value.secrets())
+                    .collect();
+                let redactor = redact::Redactor::new(
+                    opened
+                        .iter()
+                        .filter(|(name, _)| env_secrets.contains(name)),
+                )
+                .map_err(|error| format!("its log redactor could not be built: {error}"))?;
                 // The launcher owns the only rendered copies now; ours go when `opened` drops.
                 drop(opened);
                 let launched = context
@@ -338,6 +353,13 @@ impl Connection {
                     launched,
                     shared.clone(),
                     context.limits.max_message_bytes,
+                    stdio::ServerLog {
+                        sink: context.logs.clone(),
+                        redactor: Arc::new(redactor),
+                        org: context.label.org.clone(),
+                        server_id: spec.server_id.clone(),
+                        session: context.label.session.clone(),
+                    },
                 ))
             }
             UpstreamTransport::StreamableHttp {

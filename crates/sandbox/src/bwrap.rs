@@ -246,6 +246,7 @@ mod tests {
             }],
             egress: None,
             image: None,
+            decisions: None,
         };
         let shown = format!("{request:?}");
         assert!(

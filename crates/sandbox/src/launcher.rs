@@ -68,6 +68,9 @@ pub struct StartRequest {
     pub egress: Option<EgressPolicy>,
     /// The server's install image at `/opt/mcp-server`, if it has one.
     pub image: Option<ImageMount>,
+    /// Where this sandbox's egress decisions go, instead of the runtime's sink (so the gateway
+    /// can put them in the server's log).
+    pub decisions: Option<Arc<dyn egress::DecisionSink>>,
 }
 
 /// How a sandbox sees a server's install image at `/opt/mcp-server`.
@@ -305,7 +308,10 @@ impl Sandboxes {
                 policy,
                 Arc::new(egress::SystemResolver),
                 self.inner.host_addresses.clone(),
-                self.inner.decisions.clone(),
+                request
+                    .decisions
+                    .clone()
+                    .unwrap_or_else(|| self.inner.decisions.clone()),
             )
             .map_err(|e| SandboxError::Config(e.to_string()))?;
             let id = id.clone();

@@ -174,7 +174,16 @@ pub async fn org_upstreams(
 ) -> Result<Vec<UpstreamSpec>, store::StoreError> {
     let servers = store.list_servers(scope).await?;
     let variables = store.variables_for_plan(scope).await?;
-    Ok(upstream_specs(&servers, &variables, images))
+    let mut oauth = Vec::new();
+    for server in &servers {
+        if server.enabled
+            && matches!(server.transport, ServerTransport::StreamableHttp { .. })
+            && store.server_oauth_mode(scope, &server.id).await?.is_some()
+        {
+            oauth.push(server.id.clone());
+        }
+    }
+    Ok(upstream_specs(&servers, &variables, &oauth, images))
 }
 
 /// The enabled servers, as the data plane wants them. A server with a package runs from its
@@ -184,6 +193,7 @@ pub async fn org_upstreams(
 pub fn upstream_specs(
     servers: &[Server],
     variables: &[VariableMeta],
+    oauth: &[store::ServerId],
     images: &ImageDirs,
 ) -> Vec<UpstreamSpec> {
     servers
@@ -202,7 +212,7 @@ pub fn upstream_specs(
                     store::Exposure::Prefixed => Exposure::Prefixed,
                     store::Exposure::Unprefixed => Exposure::Unprefixed,
                 },
-                transport: transport_for(server, &own, images)
+                transport: transport_for(server, &own, oauth.contains(&server.id), images)
                     .unwrap_or_else(|reason| UpstreamTransport::Unavailable { reason }),
             }
         })
@@ -212,6 +222,7 @@ pub fn upstream_specs(
 fn transport_for(
     server: &Server,
     variables: &[&VariableMeta],
+    oauth: bool,
     images: &ImageDirs,
 ) -> Result<UpstreamTransport, String> {
     Ok(match &server.transport {
@@ -264,7 +275,7 @@ fn transport_for(
                 .iter()
                 .map(|(name, value)| Ok((name.clone(), resolve(value, variables)?)))
                 .collect::<Result<Vec<_>, String>>()?,
-            oauth: false,
+            oauth,
         },
     })
 }

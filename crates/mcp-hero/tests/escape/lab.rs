@@ -182,6 +182,7 @@ impl Lab {
             files: Vec::new(),
             egress: Some(egress.unwrap_or_default()),
             image: None,
+            decisions: None,
         };
         let running = self.sandboxes.start(request).await.unwrap();
         Session::new(running, args)

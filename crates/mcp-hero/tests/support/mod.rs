@@ -233,17 +233,34 @@ impl Gateway {
         let victor = issue(acme.clone(), victor).await;
         let olga = issue(other, olga_id).await;
 
-        let gateway = mcp::Gateway::with_credentials(
-            config,
-            launcher,
-            Arc::new(mcp_hero::credentials::StoreCredentials::new(store.clone())),
-        )
-        .unwrap();
         // Bound first: the public URL (upstream OAuth's callback) names its port.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::with_images(store.clone(), gateway.clone(), images)
-            .with_public_url(Some(url::Url::parse(&format!("http://{addr}")).unwrap()));
+        let server_logs = mcp_hero::server_logs::ServerLogs::start(
+            store.clone(),
+            mcp_hero::server_logs::LogsConfig::default(),
+        );
+        let upstream_oauth = mcp_hero::upstream_oauth::UpstreamOAuth::new(
+            store.clone(),
+            Some(url::Url::parse(&format!("http://{addr}")).unwrap()),
+        );
+        let gateway = mcp::Gateway::with_services(
+            config,
+            launcher,
+            Arc::new(mcp_hero::credentials::StoreCredentials::new(
+                store.clone(),
+                upstream_oauth.clone(),
+            )),
+            Arc::new(server_logs.clone()),
+        )
+        .unwrap();
+        let state = AppState::assemble(
+            store.clone(),
+            gateway.clone(),
+            images,
+            server_logs,
+            upstream_oauth,
+        );
         let images = state.images.clone();
         let server_logs = state.server_logs.clone();
         let upstream_oauth = state.upstream_oauth.clone();

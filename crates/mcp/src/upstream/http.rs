@@ -11,7 +11,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Shared, lock};
 use crate::credentials::{CredentialTarget, Credentials, OpenedSecrets, Template};
@@ -51,18 +51,25 @@ pub(super) struct OAuthSource {
 }
 
 impl OAuthSource {
-    async fn bearer(&self, force_refresh: bool) -> Result<HeaderValue, String> {
+    async fn bearer(&self, rejected: Option<&SecretString>) -> Result<Bearer, String> {
         let target = CredentialTarget {
             org: &self.org,
             server_id: &self.server_id,
             member: &self.member,
         };
-        let token = self.credentials.access_token(target, force_refresh).await?;
+        let token = self.credentials.access_token(target, rejected).await?;
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
             .map_err(|_| "its OAuth access token is not a valid header value".to_owned())?;
         value.set_sensitive(true);
-        Ok(value)
+        Ok(Bearer { token, value })
     }
+}
+
+/// An access token and the header carrying it.
+#[derive(Clone)]
+struct Bearer {
+    token: SecretString,
+    value: HeaderValue,
 }
 
 /// What authenticates a link's requests: static headers and, optionally, OAuth.
@@ -192,7 +199,7 @@ pub(super) struct HttpLink {
     headers: HeaderMap,
     oauth: Option<OAuthSource>,
     /// The last access token, reused until the server answers 401.
-    bearer: Mutex<Option<HeaderValue>>,
+    bearer: Mutex<Option<Bearer>>,
     session_id: Mutex<Option<HeaderValue>>,
     protocol_version: Mutex<Option<HeaderValue>>,
     shared: Arc<Shared>,
@@ -275,20 +282,17 @@ impl HttpLink {
     ) -> Result<reqwest::RequestBuilder, String> {
         let mut request = request.headers(self.headers.clone());
         if let Some(oauth) = &self.oauth {
-            let cached = if refresh {
-                None
-            } else {
-                lock(&self.bearer).clone()
-            };
-            let bearer = match cached {
-                Some(bearer) => bearer,
-                None => {
-                    let bearer = oauth.bearer(refresh).await?;
+            let cached = lock(&self.bearer).clone();
+            let bearer = match (cached, refresh) {
+                (Some(bearer), false) => bearer,
+                (cached, _) => {
+                    let rejected = cached.filter(|_| refresh).map(|bearer| bearer.token);
+                    let bearer = oauth.bearer(rejected.as_ref()).await?;
                     *lock(&self.bearer) = Some(bearer.clone());
                     bearer
                 }
             };
-            request = request.header(header::AUTHORIZATION, bearer);
+            request = request.header(header::AUTHORIZATION, bearer.value);
         }
         Ok(request)
     }

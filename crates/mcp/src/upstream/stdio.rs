@@ -16,6 +16,36 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use super::Shared;
 use crate::jsonrpc::Message;
 use crate::launcher::LaunchedServer;
+use crate::logs::{LogLevel, LogSource, LogStream, ServerLogSink};
+
+/// Longest stderr line kept whole; a longer one is cut (after redaction) into pieces.
+const MAX_STDERR_LINE: usize = 8 * 1024;
+
+/// Where one server's stderr and launcher events go: through the session's redactor into the
+/// log sink (S18).
+pub(super) struct ServerLog {
+    /// The sink.
+    pub sink: Arc<dyn ServerLogSink>,
+    /// Knows the values of the secrets this server was given.
+    pub redactor: Arc<redact::Redactor>,
+    /// The organization's id.
+    pub org: String,
+    /// The server's id.
+    pub server_id: String,
+    /// The session's tag.
+    pub session: String,
+}
+
+impl ServerLog {
+    fn line(&self, stream: LogStream, level: LogLevel, text: String) {
+        let source = LogSource {
+            org: &self.org,
+            server_id: &self.server_id,
+            session: &self.session,
+        };
+        self.sink.line(source, stream, level, text);
+    }
+}
 
 /// Lines queued for a server's stdin before senders wait.
 const WRITE_QUEUE: usize = 256;
@@ -28,13 +58,17 @@ pub(super) fn spawn(
     launched: LaunchedServer,
     shared: Arc<Shared>,
     max_message_bytes: usize,
+    log: ServerLog,
 ) -> mpsc::Sender<String> {
     let LaunchedServer {
         mut stdin,
         stdout,
         mut stderr,
         mut handle,
+        events,
     } = launched;
+    let log = Arc::new(log);
+    log.line(LogStream::Sandbox, LogLevel::Info, "started".to_owned());
     let (lines, mut queue) = mpsc::channel::<String>(WRITE_QUEUE);
 
     let writer_shared = shared.clone();
@@ -102,27 +136,61 @@ pub(super) fn spawn(
     });
 
     let drain_cancel = shared.cancel.clone();
+    let drain_log = log.clone();
     tokio::spawn(async move {
-        // Server logs get their own redacting buffer in a later change; until then they are
-        // read and dropped so a chatty server never blocks on a full pipe.
-        let mut sink = vec![0_u8; 8 * 1024];
+        // Every byte passes the redactor before it becomes a line (S18); a chatty server never
+        // blocks on a full pipe, and a line over the bound is cut after redaction.
+        let mut lines = redact::LineRedactor::new(
+            drain_log.redactor.clone(),
+            std::num::NonZeroUsize::new(MAX_STDERR_LINE).unwrap_or(std::num::NonZeroUsize::MIN),
+        );
+        let emit = |line: &[u8], _end: redact::LineEnd| {
+            drain_log.line(
+                LogStream::Stderr,
+                LogLevel::Info,
+                String::from_utf8_lossy(line).into_owned(),
+            );
+        };
+        let mut chunk = vec![0_u8; 8 * 1024];
         loop {
             tokio::select! {
-                read = stderr.read(&mut sink) => match read {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                read = stderr.read(&mut chunk) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => lines.feed(&chunk[..n], emit),
                 },
-                () = drain_cancel.cancelled() => return,
+                () = drain_cancel.cancelled() => break,
             }
         }
+        lines.finish(emit);
     });
 
+    if let Some(mut events) = events {
+        let events_log = log.clone();
+        let events_cancel = shared.gone.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => events_log.line(event.stream, event.level, event.text),
+                        None => return,
+                    },
+                    () = events_cancel.cancelled() => return,
+                }
+            }
+        });
+    }
+
     tokio::spawn(async move {
-        tokio::select! {
-            exit = handle.wait() => shared.close(exit),
-            () = shared.cancel.cancelled() => {}
-        }
+        let ended = tokio::select! {
+            exit = handle.wait() => {
+                let line = format!("ended: it {exit}");
+                shared.close(exit);
+                line
+            }
+            () = shared.cancel.cancelled() => "ended: the session closed its connection".to_owned(),
+        };
         handle.terminate().await;
+        log.line(LogStream::Sandbox, LogLevel::Info, ended);
         shared.gone.cancel();
     });
 
