@@ -192,6 +192,14 @@ struct FileConfig {
     mcp: FileMcp,
     sandbox: Option<sandbox::SandboxConfig>,
     images: Option<crate::images::ImagesConfig>,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,6 +317,8 @@ pub struct ServeConfig {
     pub sandbox: sandbox::SandboxConfig,
     /// How install images are made (`[images]` in the config file); `dir` is always set.
     pub images: crate::images::ImagesConfig,
+    /// How long audit events are kept (`[audit]` in the config file).
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl StoreConfig {
@@ -435,6 +445,7 @@ impl StoreConfig {
                 reason: format!("cannot make it absolute: {e}"),
             })?);
         }
+        let audit = self.audit_config()?;
         Ok(ServeConfig {
             listen,
             tls,
@@ -443,7 +454,25 @@ impl StoreConfig {
             insecure_no_sandbox: flags.insecure_no_sandbox,
             sandbox,
             images,
+            audit,
         })
+    }
+
+    /// The `[audit]` settings: file over defaults.
+    fn audit_config(&self) -> Result<crate::audit::AuditConfig, ConfigError> {
+        let mut config = crate::audit::AuditConfig::default();
+        if let Some(days) = self.file.audit.retention_days {
+            if !(1..=3650).contains(&days) {
+                return Err(ConfigError::Invalid {
+                    key: "audit.retention_days",
+                    value: days.to_string(),
+                    origin: "the config file".to_owned(),
+                    reason: "expected between 1 and 3650 days".to_owned(),
+                });
+            }
+            config.retention = std::time::Duration::from_secs(days * 86_400);
+        }
+        Ok(config)
     }
 
     /// The data plane's settings: environment over file over defaults. Allowed hosts default to

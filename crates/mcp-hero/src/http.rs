@@ -94,6 +94,7 @@ impl AppState {
         (name = "mcp", description = "The organization's MCP endpoint (Streamable HTTP) and its live sessions"),
         (name = "servers", description = "The organization's MCP servers"),
         (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
+        (name = "audit", description = "Every tools/call, resources/read and prompts/get: who, which server and tool, outcome, latency and sizes; never argument values or results. Owners and admins only"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -158,6 +159,8 @@ fn control_routes() -> OpenApiRouter<AppState> {
             api::tool_rules::create_tool_rule
         ))
         .routes(routes!(api::tool_rules::delete_tool_rule))
+        .routes(routes!(api::audit::list_audit_events))
+        .routes(routes!(api::audit::export_audit_events))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.

@@ -1,6 +1,7 @@
 //! The MCP Hero gateway binary's library: configuration, CLI commands and the HTTP surface.
 //!
-//! Main pieces: [`config`] (the only module that reads the process environment), [`cli`] (the
+//! Main pieces: [`config`] (the only module that reads the process environment), [`audit`]
+//! (the writer of the data plane's audit trail), [`cli`] (the
 //! command line), [`http`] (router, API, OpenAPI document, metrics), [`serve`] (listeners and
 //! shutdown), [`admin`] (operator commands), [`images`] (installing server packages into
 //! read-only images), [`client`] (commands that talk to a running gateway) and [`quickstart`] (a
@@ -10,6 +11,7 @@
 //! never serializes a store or vault type directly.
 
 pub mod admin;
+pub mod audit;
 pub mod changes;
 pub mod cli;
 pub mod client;

@@ -73,6 +73,7 @@ pub async fn run(
             dir: Some(std::path::absolute(data_dir.join("images"))?),
             ..crate::images::ImagesConfig::default()
         },
+        audit: crate::audit::AuditConfig::default(),
     };
     let data_dir_text = data_dir.display().to_string();
     let (launcher, installs) = crate::launch::launchers(&config, None);

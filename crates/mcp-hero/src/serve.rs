@@ -50,7 +50,9 @@ pub async fn serve(
         launcher = launcher.kind(),
         "stdio MCP servers run through this launcher"
     );
-    let gateway = mcp::Gateway::new(config.gateway.clone(), launcher)
+    // Every tools/call, resources/read and prompts/get is queued for the audit writer (S6).
+    let audit = crate::audit::AuditWriter::start(store.clone(), &config.audit);
+    let gateway = mcp::Gateway::with_audit(config.gateway.clone(), launcher, audit.sink())
         .context("cannot start the MCP data plane")?;
     let state = AppState::with_images(
         store.clone(),
@@ -115,6 +117,9 @@ pub async fn serve(
         }
     };
     gateway.shutdown().await;
+    // Sessions are gone, so no event comes after this: write what is queued before closing.
+    audit.flush().await;
+    drop(audit);
     store.close().await;
     tracing::info!("stopped");
     result

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{AuditSink, NoAudit};
 use crate::jsonrpc::{INVALID_REQUEST, Kind, Message, RpcError};
 use crate::launcher::Launcher;
 use crate::protocol;
@@ -78,11 +79,12 @@ impl Default for GatewayConfig {
     }
 }
 
-/// What every session shares: settings, the launcher and the HTTP clients.
+/// What every session shares: settings, the launcher, the HTTP clients and the audit sink.
 pub(crate) struct Runtime {
     pub config: GatewayConfig,
     pub launcher: Arc<dyn Launcher>,
     pub http: HttpClients,
+    pub audit: Arc<dyn AuditSink>,
 }
 
 /// Why the gateway could not be built.
@@ -112,16 +114,27 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway and starts its idle-session reaper.
+    /// Builds a gateway that keeps no audit trail (tests and benchmark baselines).
     pub fn new(
         config: GatewayConfig,
         launcher: Arc<dyn Launcher>,
+    ) -> Result<Arc<Self>, GatewayError> {
+        Self::with_audit(config, launcher, Arc::new(NoAudit))
+    }
+
+    /// Builds the gateway, whose every `tools/call`, `resources/read` and `prompts/get` is
+    /// reported to `audit`, and starts its idle-session reaper.
+    pub fn with_audit(
+        config: GatewayConfig,
+        launcher: Arc<dyn Launcher>,
+        audit: Arc<dyn AuditSink>,
     ) -> Result<Arc<Self>, GatewayError> {
         let gateway = Arc::new(Gateway {
             runtime: Arc::new(Runtime {
                 config,
                 launcher,
                 http: HttpClients::new()?,
+                audit,
             }),
             sessions: RwLock::new(HashMap::new()),
             stopping: CancellationToken::new(),

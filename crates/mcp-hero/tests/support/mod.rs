@@ -145,6 +145,8 @@ pub struct Gateway {
     pub gateway: Arc<mcp::Gateway>,
     /// The installer of server packages.
     pub images: mcp_hero::images::Images,
+    /// The audit writer the gateway records into, as `serve` builds it.
+    pub audit: Arc<mcp_hero::audit::AuditWriter>,
 }
 
 impl Gateway {
@@ -223,7 +225,11 @@ impl Gateway {
         let victor = issue(acme.clone(), victor).await;
         let olga = issue(other, olga_id).await;
 
-        let gateway = mcp::Gateway::new(config, launcher).unwrap();
+        let audit = Arc::new(mcp_hero::audit::AuditWriter::start(
+            store.clone(),
+            &mcp_hero::audit::AuditConfig::default(),
+        ));
+        let gateway = mcp::Gateway::with_audit(config, launcher, audit.sink()).unwrap();
         let state = AppState::with_images(store.clone(), gateway.clone(), images);
         let images = state.images.clone();
         let app = router(state, 64 * 1024);
@@ -243,6 +249,7 @@ impl Gateway {
             olga,
             gateway,
             images,
+            audit,
         }
     }
 
