@@ -482,3 +482,58 @@ async fn s19_audit_events_go_with_their_server() {
             .is_empty()
     );
 }
+
+/// S6, S16: calls that get no answer are `failed` with the gateway's reason (an exit, a
+/// timeout, a server already gone), and a call the client cancels is `cancelled`.
+#[tokio::test]
+async fn failed_and_cancelled_calls_are_audited_with_the_gateway_s_reason() {
+    let config = mcp::GatewayConfig {
+        call_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let gateway = Gateway::start_with(config).await;
+    for name in ["exits", "hangs", "slow"] {
+        gateway.add_fixture(name, &["--chaos"], false).await;
+    }
+    let mut alice = session(&gateway, &gateway.alice).await;
+    alice.tool_names().await;
+    alice.call("exits__chaos_exit", json!({})).await;
+    // The server is gone now: the next call fails before reaching it.
+    alice.call("exits__echo", json!({"text": CANARY})).await;
+    alice.call("hangs__chaos_hang", json!({})).await;
+    let call = alice
+        .post()
+        .json(
+            &json!({"jsonrpc": "2.0", "id": "c-1", "method": "tools/call",
+            "params": {"name": "slow__chaos_hang", "arguments": {}}}),
+        )
+        .send();
+    let cancel = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        alice
+            .notify(
+                "notifications/cancelled",
+                json!({"requestId": "c-1", "reason": "changed my mind"}),
+            )
+            .await
+    };
+    let (response, status) = tokio::join!(call, cancel);
+    assert_eq!(status, 202);
+    response.unwrap().text().await.unwrap();
+
+    let alice_id = gateway.alice.user_id.to_string();
+    let events = events(&gateway, &gateway.alice, "").await;
+    assert_eq!(events.len(), 4, "{events:#?}");
+    for (target, outcome, reason) in [
+        ("exits__chaos_exit", "failed", "exited with status 3"),
+        ("exits__echo", "failed", "exited with status 3"),
+        ("hangs__chaos_hang", "failed", "did not answer within 1"),
+        ("slow__chaos_hang", "cancelled", "cancelled by the client"),
+    ] {
+        let event = event(&events, target, &alice_id);
+        assert_eq!(event["outcome"], outcome, "{event}");
+        let text = event["reason"].as_str().unwrap();
+        assert!(text.contains(reason), "{target}: {text}");
+    }
+    assert!(!Value::Array(events).to_string().contains(CANARY));
+}
