@@ -86,7 +86,11 @@ impl std::fmt::Debug for AuditWriter {
 impl AuditWriter {
     /// Starts the writer task and the retention sweep (which runs at once, then hourly).
     pub fn start(store: Store, config: &AuditConfig) -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE_EVENTS);
+        Self::start_with_queue(store, config, QUEUE_EVENTS)
+    }
+
+    fn start_with_queue(store: Store, config: &AuditConfig, queue_events: usize) -> Self {
+        let (queue, receiver) = mpsc::channel(queue_events);
         let dropped = Arc::new(Dropped::default());
         let writer = tokio::spawn(write_batches(store.clone(), receiver, dropped.clone()));
         let retention = config.retention;
@@ -216,3 +220,6 @@ fn unix_millis(at: SystemTime) -> i64 {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     })
 }
+
+#[cfg(test)]
+mod tests;
