@@ -4,8 +4,8 @@
 //! The sink the gateway calls only tries to queue the event on a bounded channel. When the
 //! queue is full (the database is slower than the calls), the event is dropped and counted, and
 //! the writer warns with the count: a call is never slowed down or failed for its audit event.
-//! One writer task empties the queue, as many events at a time as are waiting (up to a batch),
-//! each batch in one transaction. Events carry no argument value and no result content (the
+//! One writer task empties the queue: after the first event it lets a batch gather briefly
+//! (`LINGER`, 50 ms), then writes up to a batch in one transaction. Events carry no argument value and no result content (the
 //! data plane never puts them there), so nothing here can leak one.
 
 use std::sync::Arc;
@@ -21,6 +21,9 @@ use tokio::task::AbortHandle;
 pub const QUEUE_EVENTS: usize = 16 * 1024;
 /// Most events written in one transaction.
 const BATCH_EVENTS: usize = 512;
+/// How long the writer lets a batch gather after its first event: one transaction per many
+/// calls instead of one per call, so a quiet gateway's calls do not each wake the database.
+const LINGER: Duration = Duration::from_millis(50);
 /// How often the retention sweep runs (and once at start).
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How long events are kept when `[audit] retention_days` is not set.
@@ -157,6 +160,16 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Item>, dropped: A
     let mut events = Vec::with_capacity(BATCH_EVENTS);
     let mut flushes = Vec::new();
     while queue.recv_many(&mut items, BATCH_EVENTS).await > 0 {
+        let flushing = items.iter().any(|item| matches!(item, Item::Flush(_)));
+        if items.len() < BATCH_EVENTS && !flushing {
+            tokio::time::sleep(LINGER).await;
+            while items.len() < BATCH_EVENTS {
+                match queue.try_recv() {
+                    Ok(item) => items.push(item),
+                    Err(_) => break,
+                }
+            }
+        }
         for item in items.drain(..) {
             match item {
                 Item::Event(event) => events.push(stored(event)),
