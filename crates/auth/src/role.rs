@@ -78,10 +78,20 @@ impl Permission for ManageServers {
     const NAME: &'static str = "manage servers and tool access rules";
 }
 
+/// Read and export the organization's audit trail: who called which tool, when, and how it ended.
+#[derive(Debug)]
+pub struct ViewAudit;
+
+impl Permission for ViewAudit {
+    const ROLES: &'static [Role] = &[Role::Owner, Role::Admin];
+    const NAME: &'static str = "view the audit trail";
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::ManageMembers {}
     impl Sealed for super::ManageServers {}
+    impl Sealed for super::ViewAudit {}
 }
 
 /// Proof that a role was checked for permission `P`; private fields mean only [`authorize`] makes one.

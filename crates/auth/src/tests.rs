@@ -8,7 +8,7 @@
 use secrecy::ExposeSecret;
 
 use crate::pat::{self, TokenFormatError};
-use crate::{Denied, ManageMembers, Role, authorize, may_assign_role};
+use crate::{Denied, ManageMembers, Role, ViewAudit, authorize, may_assign_role};
 
 #[test]
 fn only_owners_and_admins_manage_members() {
@@ -22,6 +22,21 @@ fn only_owners_and_admins_manage_members() {
             role: Role::Viewer,
             action: "manage members"
         }
+    );
+}
+
+/// S6, S7: the audit trail shows every member's calls, so only owners and admins read it.
+#[test]
+fn only_owners_and_admins_view_the_audit_trail() {
+    for role in Role::ALL {
+        let allowed = authorize::<ViewAudit>(role).is_ok();
+        assert_eq!(allowed, matches!(role, Role::Owner | Role::Admin), "{role}");
+    }
+    assert_eq!(
+        authorize::<ViewAudit>(Role::Member)
+            .unwrap_err()
+            .to_string(),
+        "the member role may not view the audit trail"
     );
 }
 

@@ -200,6 +200,14 @@ struct FileConfig {
     sandbox: Option<sandbox::SandboxConfig>,
     images: Option<crate::images::ImagesConfig>,
     logs: Option<crate::server_logs::LogsConfig>,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -322,6 +330,8 @@ pub struct ServeConfig {
     /// The address browsers and authorization servers reach this gateway at
     /// (`MCP_HERO_PUBLIC_URL` or `public_url`): upstream OAuth's callback lives under it.
     pub public_url: Option<url::Url>,
+    /// How long audit events are kept (`[audit]` in the config file).
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl StoreConfig {
@@ -455,6 +465,7 @@ impl StoreConfig {
         let logs = self.file.logs.clone().unwrap_or_default();
         logs.validate()?;
         let public_url = self.public_url(env)?;
+        let audit = self.audit_config()?;
         Ok(ServeConfig {
             public_url,
             listen,
@@ -465,6 +476,7 @@ impl StoreConfig {
             sandbox,
             images,
             logs,
+            audit,
         })
     }
 
@@ -501,6 +513,23 @@ impl StoreConfig {
             return Err(invalid("must not carry a query, fragment or credentials"));
         }
         Ok(Some(url))
+    }
+
+    /// The `[audit]` settings: file over defaults.
+    fn audit_config(&self) -> Result<crate::audit::AuditConfig, ConfigError> {
+        let mut config = crate::audit::AuditConfig::default();
+        if let Some(days) = self.file.audit.retention_days {
+            if !(1..=3650).contains(&days) {
+                return Err(ConfigError::Invalid {
+                    key: "audit.retention_days",
+                    value: days.to_string(),
+                    origin: "the config file".to_owned(),
+                    reason: "expected between 1 and 3650 days".to_owned(),
+                });
+            }
+            config.retention = std::time::Duration::from_secs(days * 86_400);
+        }
+        Ok(config)
     }
 
     /// The data plane's settings: environment over file over defaults. Allowed hosts default to

@@ -139,6 +139,7 @@ impl AppState {
         (name = "server-logs", description = "What each server's sandboxes said (stderr, redacted), sandbox events and egress decisions, per session; owners and admins"),
         (name = "upstream-oauth", description = "Remote servers behind OAuth, where the gateway is the OAuth client: settings, members' connections, and the browser callback"),
         (name = "tool-rules", description = "Which tools each role or member may list and call: a matching deny wins, then a matching allow; nothing is allowed otherwise"),
+        (name = "audit", description = "Every tools/call, resources/read and prompts/get: who, which server and tool, outcome, latency and sizes; never argument values or results. Owners and admins only"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -230,6 +231,8 @@ fn control_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::upstream_oauth::delete_connection))
         .routes(routes!(api::upstream_oauth::callback))
         .routes(routes!(api::upstream_oauth::client_metadata))
+        .routes(routes!(api::audit::list_audit_events))
+        .routes(routes!(api::audit::export_audit_events))
 }
 
 /// The OpenAPI document, built once from the same router that serves the routes.

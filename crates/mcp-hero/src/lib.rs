@@ -1,6 +1,7 @@
 //! The MCP Hero gateway binary's library: configuration, CLI commands and the HTTP surface.
 //!
-//! Main pieces: [`config`] (the only module that reads the process environment), [`cli`] (the
+//! Main pieces: [`config`] (the only module that reads the process environment), [`audit`]
+//! (the writer of the data plane's audit trail), [`cli`] (the
 //! command line), [`http`] (router, API, OpenAPI document, metrics), [`serve`] (listeners and
 //! shutdown), [`admin`] (operator commands), [`panics`] (a panic hook that logs no payload),
 //! [`images`] (installing server packages into read-only images), [`server_logs`] (the
@@ -11,6 +12,7 @@
 //! never serializes a store or vault type directly.
 
 pub mod admin;
+pub mod audit;
 pub mod changes;
 pub mod cli;
 pub mod client;

@@ -80,6 +80,7 @@ pub async fn run(
             ..crate::images::ImagesConfig::default()
         },
         logs: crate::server_logs::LogsConfig::default(),
+        audit: crate::audit::AuditConfig::default(),
     };
     let data_dir_text = data_dir.display().to_string();
     let (launcher, installs) = crate::launch::launchers(&config, None);

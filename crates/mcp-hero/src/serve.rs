@@ -55,11 +55,16 @@ pub async fn serve(
     );
     let server_logs = ServerLogs::start(store.clone(), config.logs.clone());
     let upstream_oauth = UpstreamOAuth::new(store.clone(), config.public_url.clone());
+    // Every tools/call, resources/read and prompts/get is queued for the audit writer (S6).
+    let audit = crate::audit::AuditWriter::start(store.clone(), &config.audit);
     let gateway = mcp::Gateway::with_services(
         config.gateway.clone(),
         launcher,
-        Arc::new(StoreCredentials::new(store.clone(), upstream_oauth.clone())),
-        Arc::new(server_logs.clone()),
+        mcp::GatewayServices {
+            credentials: Arc::new(StoreCredentials::new(store.clone(), upstream_oauth.clone())),
+            logs: Arc::new(server_logs.clone()),
+            audit: audit.sink(),
+        },
     )
     .context("cannot start the MCP data plane")?;
     let state = AppState::assemble(
@@ -130,6 +135,9 @@ pub async fn serve(
         }
     };
     gateway.shutdown().await;
+    // Sessions are gone, so no event comes after this: write what is queued before closing.
+    audit.flush().await;
+    drop(audit);
     store.close().await;
     tracing::info!("stopped");
     result

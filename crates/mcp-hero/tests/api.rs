@@ -145,6 +145,25 @@ async fn fixture() -> Fixture {
         )
         .await
         .unwrap();
+    // One audit event of A's, so the matrix shows B's reads of the trail never reach it (S8).
+    let written = store
+        .append_audit_events(&[store::NewAuditEvent {
+            org: scope_a.org_id().clone(),
+            server: Some(server.id.clone()),
+            user: carol.user_id.clone(),
+            session: "tag".to_owned(),
+            method: store::AuditMethod::ToolsCall,
+            target: "files__delete_all".to_owned(),
+            outcome: store::AuditOutcome::Denied,
+            reason: None,
+            latency_us: 10,
+            request_bytes: 20,
+            response_bytes: 30,
+            at_ms: store::unix_now() * 1000,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
     let changes = Arc::new(RecordedChanges::default());
     let sink: Arc<dyn ChangeSink> = changes.clone();
     let gateway = mcp::Gateway::new(
@@ -294,6 +313,8 @@ async fn openapi_document_covers_every_route() {
         "POST /api/v1/tool-rules",
         "DELETE /api/v1/tool-rules/{rule_id}",
         "GET /api/v1/sessions",
+        "GET /api/v1/audit",
+        "GET /api/v1/audit/export",
         "POST /o/{org}/mcp",
         "GET /o/{org}/mcp",
         "DELETE /o/{org}/mcp",
@@ -500,6 +521,7 @@ async fn s8_cross_tenant_matrix() {
         fixture.rule_id.clone(),
         "acme".to_owned(),
         "server-files".to_owned(),
+        "files__delete_all".to_owned(),
     ];
     for (method, path, secured) in documented_routes() {
         if method != Method::GET || path.contains('{') || !secured {

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::{Credentials, NoCredentials};
 use crate::logs::{NoServerLogs, ServerLogSink};
+use crate::audit::{AuditSink, NoAudit};
 use crate::jsonrpc::{INVALID_REQUEST, Kind, Message, RpcError};
 use crate::launcher::Launcher;
 use crate::protocol;
@@ -80,13 +81,36 @@ impl Default for GatewayConfig {
     }
 }
 
-/// What every session shares: settings, the launcher and the HTTP clients.
+/// What every session shares: settings, the launcher, the HTTP clients and the audit sink.
 pub(crate) struct Runtime {
     pub config: GatewayConfig,
     pub launcher: Arc<dyn Launcher>,
     pub credentials: Arc<dyn Credentials>,
     pub logs: Arc<dyn ServerLogSink>,
     pub http: HttpClients,
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// What the gateway's caller provides the data plane: secrets and OAuth tokens for
+/// connections, a log buffer for servers' output, an audit trail for calls.
+pub struct GatewayServices {
+    /// Opens servers' secrets and OAuth tokens.
+    pub credentials: Arc<dyn Credentials>,
+    /// Receives servers' redacted stderr and launcher events.
+    pub logs: Arc<dyn ServerLogSink>,
+    /// Receives one event per audited call.
+    pub audit: Arc<dyn AuditSink>,
+}
+
+impl Default for GatewayServices {
+    /// No secrets (any asked for is refused), no log buffer, no audit trail.
+    fn default() -> Self {
+        GatewayServices {
+            credentials: Arc::new(NoCredentials),
+            logs: Arc::new(NoServerLogs),
+            audit: Arc::new(NoAudit),
+        }
+    }
 }
 
 /// Why the gateway could not be built.
@@ -121,30 +145,40 @@ impl Gateway {
         config: GatewayConfig,
         launcher: Arc<dyn Launcher>,
     ) -> Result<Arc<Self>, GatewayError> {
+        Self::with_services(config, launcher, GatewayServices::default())
+    }
+
+    /// Builds a gateway whose every `tools/call`, `resources/read` and `prompts/get` is
+    /// reported to `audit`, and nothing else (benchmarks compare it with [`Gateway::new`]).
+    pub fn with_audit(
+        config: GatewayConfig,
+        launcher: Arc<dyn Launcher>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Arc<Self>, GatewayError> {
         Self::with_services(
             config,
             launcher,
-            Arc::new(NoCredentials),
-            Arc::new(NoServerLogs),
+            GatewayServices {
+                audit,
+                ..GatewayServices::default()
+            },
         )
     }
 
-    /// Builds the gateway, whose connections open their secrets through `credentials` and
-    /// send their servers' stderr (redacted) and launcher events to `logs`, and starts its
-    /// idle-session reaper.
+    /// Builds the gateway with its `services`, and starts its idle-session reaper.
     pub fn with_services(
         config: GatewayConfig,
         launcher: Arc<dyn Launcher>,
-        credentials: Arc<dyn Credentials>,
-        logs: Arc<dyn ServerLogSink>,
+        services: GatewayServices,
     ) -> Result<Arc<Self>, GatewayError> {
         let gateway = Arc::new(Gateway {
             runtime: Arc::new(Runtime {
                 config,
                 launcher,
-                credentials,
-                logs,
+                credentials: services.credentials,
+                logs: services.logs,
                 http: HttpClients::new()?,
+                audit: services.audit,
             }),
             sessions: RwLock::new(HashMap::new()),
             stopping: CancellationToken::new(),

@@ -1,6 +1,7 @@
 //! MCP Hero's data plane: the organization endpoint that aggregates its MCP servers.
 //!
-//! Main pieces: [`jsonrpc`] (messages kept as the JSON that arrived, so unknown fields pass
+//! Main pieces: [`audit`] (the hook every `tools/call`, `resources/read` and `prompts/get` is
+//! reported through, S6), [`jsonrpc`] (messages kept as the JSON that arrived, so unknown fields pass
 //! through), [`gateway::Gateway`] (Streamable HTTP toward clients, the session registry),
 //! [`session`] (one client session: upstream connections, routing, the member's tool view),
 //! [`upstream`] (the gateway as an MCP client of one server, over stdio or Streamable HTTP), and
@@ -15,6 +16,7 @@
 //! is ([`session::SessionOwner`]) and says which servers it may reach ([`session::SessionPlan`]).
 
 pub mod credentials;
+pub mod audit;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod launcher;
@@ -24,5 +26,5 @@ pub mod session;
 mod stream;
 pub mod upstream;
 
-pub use gateway::{Gateway, GatewayConfig, GatewayError, PlanError};
+pub use gateway::{Gateway, GatewayConfig, GatewayError, GatewayServices, PlanError};
 pub use session::{SessionOwner, SessionPlan, SessionStatus, UpstreamStatus};

@@ -8,13 +8,17 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use auth::tool_access::{MemberToolAccess, NAME_SEPARATOR};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{
+    AuditEvent, AuditMethod, AuditOutcome, AuditServer, MAX_TARGET_BYTES, bounded, gateway_reason,
+    is_error_result, json_size, redact_uri,
+};
 use crate::gateway::Runtime;
 use crate::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, Kind, METHOD_NOT_FOUND, Message, Object,
@@ -86,6 +90,8 @@ enum SlotState {
 /// One server's place in a session.
 struct Slot {
     spec: UpstreamSpec,
+    /// The server as audit events name it, shared so an event costs no copy of it.
+    audit: AuditServer,
     state: watch::Sender<SlotState>,
     session: Weak<Session>,
 }
@@ -201,6 +207,34 @@ pub struct Session {
     open_streams: AtomicUsize,
     listed: Mutex<Fingerprints>,
     pub(crate) ended: CancellationToken,
+    /// Organization, member and session tag as audit events carry them, shared per event.
+    audit_who: [Arc<str>; 3],
+}
+
+/// Which of a session's servers a resource is looked for among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Those the member's rules let them use: where a call goes.
+    MayUse,
+    /// The others: only to tell the audit trail that a refused call was denied.
+    MayNotUse,
+}
+
+/// What the routing of an audited call learned, for its audit event.
+#[derive(Default)]
+struct AuditNote {
+    server: Option<AuditServer>,
+    target: String,
+    /// Set where the gateway itself decided the outcome; otherwise the answer decides it.
+    verdict: Option<(AuditOutcome, Arc<str>)>,
+}
+
+impl AuditNote {
+    fn settle(&mut self, outcome: AuditOutcome, reason: impl Into<Arc<str>>) {
+        if self.verdict.is_none() {
+            self.verdict = Some((outcome, reason.into()));
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -230,7 +264,13 @@ impl Session {
         runtime: Arc<Runtime>,
     ) -> Arc<Session> {
         let general = Arc::new(EventStream::new(0));
+        let audit_who = [
+            Arc::from(owner.org.as_str()),
+            Arc::from(owner.user.as_str()),
+            Arc::from(tag.as_str()),
+        ];
         let session = Arc::new_cyclic(|weak: &Weak<Session>| Session {
+            audit_who,
             id,
             tag,
             owner,
@@ -484,6 +524,9 @@ impl Session {
     ) -> Option<Message> {
         let id = request.id().cloned().unwrap_or(Value::Null);
         let method = request.method().unwrap_or_default().to_owned();
+        if let Some(audited) = AuditMethod::from_method(&method) {
+            return self.answer_audited(audited, request, stream).await;
+        }
         if let Some(kind) = ListKind::from_list_method(&method) {
             return Some(match self.list(kind, &request).await {
                 Ok(result) => Message::result(id, result),
@@ -496,10 +539,9 @@ impl Session {
                 INVALID_REQUEST,
                 "the session is already initialized; start a new session without Mcp-Session-Id",
             )),
-            "tools/call" => self.call_named(ListKind::Tools, request, stream).await,
-            "prompts/get" => self.call_named(ListKind::Prompts, request, stream).await,
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                self.call_resource(request, stream).await
+            "resources/subscribe" | "resources/unsubscribe" => {
+                self.call_resource(request, stream, &mut AuditNote::default())
+                    .await
             }
             "completion/complete" => self.complete(request, stream).await,
             "logging/setLevel" => self
@@ -515,6 +557,84 @@ impl Session {
             Ok(answer) => answer,
             Err(error) => Some(Message::error(id, &error)),
         }
+    }
+
+    /// Answers a `tools/call`, `resources/read` or `prompts/get` and records exactly one audit
+    /// event for it, whatever the outcome (S6).
+    async fn answer_audited(
+        self: &Arc<Self>,
+        method: AuditMethod,
+        request: Message,
+        stream: &Arc<EventStream>,
+    ) -> Option<Message> {
+        let started = Instant::now();
+        let at = SystemTime::now();
+        let id = request.id().cloned().unwrap_or(Value::Null);
+        let request_bytes = request.params().map_or(0, json_size);
+        let mut note = AuditNote::default();
+        let outcome = match method {
+            AuditMethod::ToolsCall => {
+                self.call_named(ListKind::Tools, request, stream, &mut note)
+                    .await
+            }
+            AuditMethod::PromptsGet => {
+                self.call_named(ListKind::Prompts, request, stream, &mut note)
+                    .await
+            }
+            AuditMethod::ResourcesRead => self.call_resource(request, stream, &mut note).await,
+        };
+        let answer = match outcome {
+            Ok(answer) => answer,
+            Err(error) => Some(Message::error(id, &error)),
+        };
+        let (outcome, reason) = match note.verdict {
+            Some((outcome, reason)) => (outcome, Some(reason)),
+            None => match &answer {
+                None => (
+                    AuditOutcome::Cancelled,
+                    Some(Arc::from("cancelled by the client")),
+                ),
+                Some(answer) => match answer.error_value() {
+                    Some(error) => (
+                        AuditOutcome::Error,
+                        Some(Arc::from(format!(
+                            "the server answered with JSON-RPC error {}",
+                            error
+                                .get("code")
+                                .and_then(Value::as_i64)
+                                .unwrap_or_default()
+                        ))),
+                    ),
+                    None if method == AuditMethod::ToolsCall
+                        && is_error_result(answer.result_value()) =>
+                    {
+                        (
+                            AuditOutcome::Error,
+                            Some(Arc::from("the tool reported an error (isError)")),
+                        )
+                    }
+                    None => (AuditOutcome::Ok, None),
+                },
+            },
+        };
+        let [org, user, session] = &self.audit_who;
+        self.runtime.audit.record(AuditEvent {
+            org: org.clone(),
+            user: user.clone(),
+            session: session.clone(),
+            server: note.server,
+            method,
+            target: note.target,
+            outcome,
+            reason,
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            request_bytes,
+            response_bytes: answer
+                .as_ref()
+                .map_or(0, |answer| json_size(answer.as_object())),
+            at,
+        });
+        answer
     }
 
     /// Handles a client notification.
@@ -653,6 +773,7 @@ impl Session {
         kind: ListKind,
         mut request: Message,
         stream: &Arc<EventStream>,
+        note: &mut AuditNote,
     ) -> Result<Option<Message>, RpcError> {
         let what = if kind == ListKind::Tools {
             "tool"
@@ -665,6 +786,7 @@ impl Session {
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
+            note.settle(AuditOutcome::Unknown, "the request named no tool or prompt");
             return Err(RpcError::new(
                 INVALID_PARAMS,
                 format!("params.name (the {what} to use) is missing"),
@@ -672,29 +794,58 @@ impl Session {
         };
         // A forbidden name answers exactly like a name that does not exist (S7).
         let unknown = || RpcError::new(INVALID_PARAMS, format!("Unknown {what}: {exposed}"));
-        let (slot, name, canonical) = self.resolve(&exposed).ok_or_else(unknown)?;
-        let access = self.access();
-        let Some(_permit) = access.permit(&canonical) else {
+        let resolved = self.resolve(&exposed);
+        note.target = bounded(&exposed, MAX_TARGET_BYTES).to_owned();
+        let Some((slot, name, canonical)) = resolved else {
+            note.settle(
+                AuditOutcome::Unknown,
+                "no server of the session has this name",
+            );
             return Err(unknown());
         };
-        let connection = slot
-            .ready(self.runtime.config.upstream.start_timeout)
-            .await
-            .map_err(|reason| upstream_failure(&slot.spec.name, &UpstreamError::Closed(reason)))?;
-        let catalog = connection
+        note.server = Some(slot.audit.clone());
+        let access = self.access();
+        let Some(_permit) = access.permit(&canonical) else {
+            // The client hears "unknown"; the audit trail tells the operator the truth.
+            note.settle(AuditOutcome::Denied, "denied by the member's tool rules");
+            return Err(unknown());
+        };
+        let connection = match slot.ready(self.runtime.config.upstream.start_timeout).await {
+            Ok(connection) => connection,
+            Err(reason) => {
+                note.settle(AuditOutcome::Failed, gateway_reason(&reason));
+                return Err(upstream_failure(
+                    &slot.spec.name,
+                    &UpstreamError::Closed(reason),
+                ));
+            }
+        };
+        let catalog = match connection
             .catalog(kind, self.runtime.config.call_timeout)
             .await
-            .map_err(|error| upstream_failure(&slot.spec.name, &error))?;
+        {
+            Ok(catalog) => catalog,
+            Err(error) => {
+                note.settle(AuditOutcome::Failed, gateway_reason(&error.to_string()));
+                return Err(upstream_failure(&slot.spec.name, &error));
+            }
+        };
         if !catalog
             .iter()
             .any(|item| item.get("name").and_then(Value::as_str) == Some(name.as_str()))
         {
+            note.settle(
+                AuditOutcome::Unknown,
+                format!("the server has no such {what}"),
+            );
             return Err(unknown());
         }
         if let Some(params) = request.params_mut() {
             params.insert("name".into(), Value::String(name));
         }
-        Ok(self.forward(&slot, &connection, request, stream).await)
+        Ok(self
+            .forward(&slot, &connection, request, stream, note)
+            .await)
     }
 
     /// `resources/*`: routes by URI to the server that lists it or has a template matching it.
@@ -702,6 +853,7 @@ impl Session {
         self: &Arc<Self>,
         request: Message,
         stream: &Arc<EventStream>,
+        note: &mut AuditNote,
     ) -> Result<Option<Message>, RpcError> {
         let Some(uri) = request
             .params()
@@ -709,22 +861,42 @@ impl Session {
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
+            note.settle(AuditOutcome::Unknown, "the request named no resource");
             return Err(RpcError::new(INVALID_PARAMS, "params.uri is missing"));
         };
-        let (slot, connection) = self.route_uri(&uri).await.ok_or_else(|| {
+        note.target = bounded(redact_uri(&uri), MAX_TARGET_BYTES).to_owned();
+        let not_found = || {
             let mut error = RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: {uri}"));
             error.data = Some(json!({ "uri": uri }));
             error
-        })?;
-        Ok(self.forward(&slot, &connection, request, stream).await)
+        };
+        let Some((slot, connection)) = self.route_uri(&uri, Reach::MayUse).await else {
+            // As for tools: the client hears "not found" either way, the audit trail tells
+            // whether a server the member may not use has it.
+            match self.route_uri(&uri, Reach::MayNotUse).await {
+                Some((slot, _)) => {
+                    note.server = Some(slot.audit.clone());
+                    note.settle(AuditOutcome::Denied, "denied by the member's tool rules");
+                }
+                None => note.settle(AuditOutcome::Unknown, "no server of the session has it"),
+            }
+            return Err(not_found());
+        };
+        note.server = Some(slot.audit.clone());
+        Ok(self
+            .forward(&slot, &connection, request, stream, note)
+            .await)
     }
 
-    async fn route_uri(&self, uri: &str) -> Option<(Arc<Slot>, Arc<Connection>)> {
+    /// The server that serves `uri` among those the member may use, or, for the audit trail,
+    /// among those the member may not use.
+    async fn route_uri(&self, uri: &str, reach: Reach) -> Option<(Arc<Slot>, Arc<Connection>)> {
         let access = self.access();
         let timeout = self.runtime.config.call_timeout;
         let mut eligible = Vec::new();
         for slot in self.slots().iter() {
-            if !access.allows_whole_server(&slot.spec.name) {
+            let may_use = access.allows_whole_server(&slot.spec.name);
+            if may_use != (reach == Reach::MayUse) {
                 continue;
             }
             if let Ok(connection) = slot.ready(self.runtime.config.upstream.start_timeout).await {
@@ -758,7 +930,7 @@ impl Session {
             }
         }
         // A server may serve URIs it does not list (dynamic resources); with one candidate, ask it.
-        if eligible.len() == 1 {
+        if reach == Reach::MayUse && eligible.len() == 1 {
             return eligible.pop();
         }
         None
@@ -799,7 +971,15 @@ impl Session {
                 {
                     reference.insert("name".into(), Value::String(name));
                 }
-                Ok(self.forward(&slot, &connection, request, stream).await)
+                Ok(self
+                    .forward(
+                        &slot,
+                        &connection,
+                        request,
+                        stream,
+                        &mut AuditNote::default(),
+                    )
+                    .await)
             }
             Some("ref/resource") => {
                 let uri = reference
@@ -837,7 +1017,15 @@ impl Session {
                 let (slot, connection) = found.ok_or_else(|| {
                     RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: {uri}"))
                 })?;
-                Ok(self.forward(&slot, &connection, request, stream).await)
+                Ok(self
+                    .forward(
+                        &slot,
+                        &connection,
+                        request,
+                        stream,
+                        &mut AuditNote::default(),
+                    )
+                    .await)
             }
             _ => Err(RpcError::new(
                 INVALID_PARAMS,
@@ -868,13 +1056,14 @@ impl Session {
     }
 
     /// Sends a client request to an upstream under the gateway's id, with progress remapped,
-    /// and gives back the answer under the client's id.
+    /// and gives back the answer under the client's id; `note` learns of the gateway's failures.
     async fn forward(
         &self,
         slot: &Arc<Slot>,
         connection: &Arc<Connection>,
         mut request: Message,
         stream: &Arc<EventStream>,
+        note: &mut AuditNote,
     ) -> Option<Message> {
         let client_id = request.id().cloned().unwrap_or(Value::Null);
         let method = request.method().unwrap_or_default().to_owned();
@@ -889,6 +1078,10 @@ impl Session {
             client_progress_token = Some(std::mem::replace(token, Value::from(seq)));
         }
         if lock(&self.inflight).len() >= MAX_IN_FLIGHT {
+            note.settle(
+                AuditOutcome::Failed,
+                "the session had too many requests in flight",
+            );
             let error = RpcError::new(
                 INTERNAL_ERROR,
                 format!(
@@ -901,6 +1094,7 @@ impl Session {
         let pending = match connection.start(&method, params).await {
             Ok(pending) => pending,
             Err(error) => {
+                note.settle(AuditOutcome::Failed, gateway_reason(&error.to_string()));
                 return Some(Message::error(
                     client_id,
                     &upstream_failure(&slot.spec.name, &error),
@@ -936,10 +1130,13 @@ impl Session {
                 answer.set_id(client_id);
                 Some(answer)
             }
-            Some(Err(error)) => Some(Message::error(
-                client_id,
-                &upstream_failure(&slot.spec.name, &error),
-            )),
+            Some(Err(error)) => {
+                note.settle(AuditOutcome::Failed, gateway_reason(&error.to_string()));
+                Some(Message::error(
+                    client_id,
+                    &upstream_failure(&slot.spec.name, &error),
+                ))
+            }
         }
     }
 
@@ -1112,6 +1309,10 @@ impl Drop for OpenStream {
 
 fn new_slot(spec: UpstreamSpec, session: Weak<Session>) -> Arc<Slot> {
     Arc::new(Slot {
+        audit: AuditServer {
+            id: Arc::from(spec.server_id.as_str()),
+            name: Arc::from(spec.name.as_str()),
+        },
         spec,
         state: watch::Sender::new(SlotState::Starting),
         session,

@@ -4,7 +4,9 @@
 //! authenticated into one organization), [`Principal`] (who is calling), and the row views each
 //! repository returns ([`Server`] and [`ToolRuleView`] among them; [`Store::tool_rules`] gives the
 //! data plane the rules `auth::tool_access` decides with). A stdio server may name a [`Package`];
-//! its install image's state ([`ImageStatus`]) is kept per generation of installs.
+//! its install image's state ([`ImageStatus`]) is kept per generation of installs. The audit
+//! trail ([`AuditEvent`]) keeps one row per audited call, read through a scope with an
+//! [`AuditFilter`].
 //!
 //! Invariant (S8): every function that reads or writes tenant data takes an [`OrgScope`], and
 //! every such query filters on its organization id, so a row of another organization answers
@@ -17,6 +19,7 @@
 //!
 //! This crate never speaks HTTP, never formats API JSON, and never logs a value it stores.
 
+mod audit;
 mod connect;
 mod error;
 mod ids;
@@ -37,6 +40,10 @@ mod variables;
 
 use std::sync::Arc;
 
+pub use audit::{
+    AuditCursor, AuditEvent, AuditFilter, AuditMethod, AuditOutcome, AuditPage, MAX_AUDIT_PAGE,
+    NewAuditEvent,
+};
 pub use connect::{Backend, DatabaseLocation};
 pub use error::StoreError;
 pub use ids::{OrgId, ServerId, TokenId, ToolRuleId, UserId, VariableId, normalize_email};

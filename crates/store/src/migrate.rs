@@ -45,6 +45,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_server_logs.sql"),
         include_str!("../migrations/postgres/0006_server_logs.sql"),
     ),
+    (
+        7,
+        "audit",
+        include_str!("../migrations/sqlite/0007_audit.sql"),
+        include_str!("../migrations/postgres/0007_audit.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

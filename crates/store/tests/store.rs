@@ -23,6 +23,7 @@ use auth::{ManageMembers, ManageServers, Role, authorize};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use store::{
+    AuditCursor, AuditFilter, AuditMethod, AuditOutcome, NewAuditEvent, OrgId,
     DatabaseLocation, Exposure, ImagePhase, ImageReport, ImageState, LINE_OVERHEAD_BYTES,
     LogBounds, LogLevel, LogQuery, LogStream, NewLogLine, NewServer, OrgScope, Package,
     PackageKind, ServerId, ServerTransport, ServerUpdate, Store, StoreError, TokenOwner,
@@ -222,6 +223,8 @@ both_backends!(
     s7_tool_rules_are_unique_and_leave_with_their_member,
     s20_servers_and_rules_go_with_their_organization,
     images_follow_their_package_one_generation_at_a_time,
+    s6_audit_events_are_scoped_filtered_and_paged,
+    s19_s20_audit_events_go_with_their_server_and_organization,
     s8_server_logs_filter_page_and_stay_in_their_organization,
     s6_server_logs_keep_within_their_byte_bounds,
     server_logs_older_than_the_retention_are_swept,
@@ -2530,6 +2533,9 @@ async fn s19_s20_server_logs_go_with_their_server_and_organization(db: &TestDb) 
     assert_eq!(
         log_texts(&store, &scope_b, &beta, all_lines()).await,
         ["beta line"]
+    );
+}
+
 fn upstream_tokens(access: &str, refresh: &str) -> store::NewUpstreamTokens {
     store::NewUpstreamTokens {
         access_token: SecretString::from(access),
@@ -2847,4 +2853,310 @@ async fn s8_upstream_oauth_stays_in_its_organization_and_on_remote_servers(db: &
             .unwrap()
             .is_none()
     );
+}
+
+fn audit_event(
+    org: &OrgId,
+    server: Option<&ServerId>,
+    user: &UserId,
+    target: &str,
+    at_ms: i64,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        org: org.clone(),
+        server: server.cloned(),
+        user: user.clone(),
+        session: "tag1".to_owned(),
+        method: AuditMethod::ToolsCall,
+        target: target.to_owned(),
+        outcome: AuditOutcome::Ok,
+        reason: None,
+        latency_us: 120,
+        request_bytes: 40,
+        response_bytes: 80,
+        at_ms,
+    }
+}
+
+fn view_audit() -> auth::Permit<auth::ViewAudit> {
+    authorize::<auth::ViewAudit>(Role::Admin).unwrap()
+}
+
+/// S6, S8: events are appended for any organization but read only through its scope; an event
+/// naming another organization's server, or an organization that is gone, is not written;
+/// filters narrow, pages run newest first without gaps or repeats, and bad cursors are named.
+async fn s6_audit_events_are_scoped_filtered_and_paged(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope_a, _, alice) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (scope_b, _, bob) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let files = store
+        .create_server(&scope_a, &permit, stdio_server("files"))
+        .await
+        .unwrap()
+        .id;
+    let other = store
+        .create_server(&scope_b, &permit, stdio_server("files"))
+        .await
+        .unwrap()
+        .id;
+    let (org_a, org_b) = (scope_a.org_id().clone(), scope_b.org_id().clone());
+    let mut events = Vec::new();
+    for i in 0..7 {
+        let mut event = audit_event(&org_a, Some(&files), &alice, "files__read", 1_000_000 + i);
+        if i % 2 == 1 {
+            event.outcome = AuditOutcome::Denied;
+            event.reason = Some("denied by the member's tool rules".to_owned());
+        }
+        events.push(event);
+    }
+    // Two events in the same millisecond still page apart (the id breaks the tie).
+    events.push(audit_event(&org_a, None, &alice, "nosuch__tool", 1_000_006));
+    events.push(audit_event(
+        &org_b,
+        Some(&other),
+        &bob,
+        "files__read",
+        1_000_003,
+    ));
+    // Organization A's event naming B's server, and an event of no organization: skipped.
+    events.push(audit_event(
+        &org_a,
+        Some(&other),
+        &alice,
+        "files__read",
+        1_000_003,
+    ));
+    events.push(audit_event(
+        &OrgId::from_untrusted("no-such-org"),
+        None,
+        &alice,
+        "x",
+        1_000_003,
+    ));
+    assert_eq!(store.append_audit_events(&events).await.unwrap(), 9);
+
+    let everything = AuditFilter::default();
+    let all_a = store
+        .audit_events(&scope_a, &view_audit(), &everything, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all_a.events.len(), 8);
+    assert!(all_a.next.is_none());
+    assert!(all_a.events.iter().all(|event| event.user == alice));
+    assert!(
+        all_a
+            .events
+            .windows(2)
+            .all(|pair| (pair[0].at_ms, &pair[0].id) > (pair[1].at_ms, &pair[1].id)),
+        "newest first"
+    );
+    let first = &all_a.events[0];
+    assert_eq!(first.email.as_deref(), Some("alice@example.com"));
+    let named = all_a
+        .events
+        .iter()
+        .find(|event| event.server.is_some())
+        .unwrap();
+    assert_eq!(named.server_name.as_deref(), Some("files"));
+    assert_eq!(named.method, AuditMethod::ToolsCall);
+    assert_eq!(
+        (named.latency_us, named.request_bytes, named.response_bytes),
+        (120, 40, 80)
+    );
+
+    let all_b = store
+        .audit_events(&scope_b, &view_audit(), &everything, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all_b.events.len(), 1);
+    assert_eq!(all_b.events[0].server.as_ref(), Some(&other));
+    // B filtering on A's server or member sees nothing.
+    for filter in [
+        AuditFilter {
+            server: Some(files.clone()),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            member: Some(alice.clone()),
+            ..AuditFilter::default()
+        },
+    ] {
+        let page = store
+            .audit_events(&scope_b, &view_audit(), &filter, None, 100)
+            .await
+            .unwrap();
+        assert!(page.events.is_empty(), "{filter:?}");
+    }
+
+    let count = |filter: AuditFilter| {
+        let store = store.clone();
+        let scope = scope_a.clone();
+        async move {
+            store
+                .audit_events(&scope, &view_audit(), &filter, None, 100)
+                .await
+                .unwrap()
+                .events
+                .len()
+        }
+    };
+    let denied = AuditFilter {
+        outcome: Some(AuditOutcome::Denied),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(denied).await, 3);
+    let by_target = AuditFilter {
+        target: Some("nosuch__tool".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(by_target).await, 1);
+    let by_server = AuditFilter {
+        server: Some(files.clone()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(by_server).await, 7);
+    let window = AuditFilter {
+        since_ms: Some(1_000_002),
+        until_ms: Some(1_000_005),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(window).await, 3);
+    let by_member = AuditFilter {
+        member: Some(bob.clone()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(by_member).await, 0);
+
+    // Pages of three: every event once, in the same order as one big page.
+    let mut paged = Vec::new();
+    let mut cursor: Option<AuditCursor> = None;
+    loop {
+        let page = store
+            .audit_events(&scope_a, &view_audit(), &everything, cursor.as_ref(), 3)
+            .await
+            .unwrap();
+        assert!(page.events.len() <= 3);
+        paged.extend(page.events.into_iter().map(|event| event.id));
+        match page.next {
+            // A cursor survives its text form, as the API hands it out.
+            Some(next) => cursor = Some(AuditCursor::parse(&next.to_string()).unwrap()),
+            None => break,
+        }
+    }
+    let ids: Vec<String> = all_a.events.iter().map(|event| event.id.clone()).collect();
+    assert_eq!(paged, ids);
+    for bad in ["", "12", "x.abc", "12.not hex!", "12."] {
+        assert_invalid(AuditCursor::parse(bad), "cursor");
+    }
+    assert_invalid(AuditOutcome::parse("fine"), "outcome");
+
+    // The retention sweep removes old events of every organization, and only those.
+    assert_eq!(
+        store.delete_audit_events_before(1_000_004).await.unwrap(),
+        5
+    );
+    assert_eq!(
+        store
+            .audit_events(&scope_a, &view_audit(), &everything, None, 100)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        4
+    );
+    assert!(
+        store
+            .audit_events(&scope_b, &view_audit(), &everything, None, 100)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+}
+
+/// S19, S20: deleting a server deletes its audit events; deleting an organization deletes all
+/// of its events, and nothing of another organization.
+async fn s19_s20_audit_events_go_with_their_server_and_organization(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope_a, _, alice) = store
+        .create_organization("acme", "Acme", "alice@example.com")
+        .await
+        .unwrap();
+    let (scope_b, _, bob) = store
+        .create_organization("beta", "Beta", "bob@example.com")
+        .await
+        .unwrap();
+    let permit = manage_servers();
+    let mut servers = Vec::new();
+    for (scope, name) in [(&scope_a, "files"), (&scope_a, "mail"), (&scope_b, "files")] {
+        servers.push(
+            store
+                .create_server(scope, &permit, stdio_server(name))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let (org_a, org_b) = (scope_a.org_id(), scope_b.org_id());
+    let events = [
+        audit_event(org_a, Some(&servers[0]), &alice, "files__read", 1),
+        audit_event(org_a, Some(&servers[0]), &alice, "files__write", 2),
+        audit_event(org_a, Some(&servers[1]), &alice, "mail__send", 3),
+        audit_event(org_a, None, &alice, "nosuch__tool", 4),
+        audit_event(org_b, Some(&servers[2]), &bob, "files__read", 5),
+    ];
+    assert_eq!(store.append_audit_events(&events).await.unwrap(), 5);
+    store
+        .delete_server(&scope_a, &permit, &servers[0])
+        .await
+        .unwrap();
+    let targets = |scope: store::OrgScope| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_events(&scope, &view_audit(), &AuditFilter::default(), None, 100)
+                .await
+                .unwrap()
+                .events
+                .into_iter()
+                .map(|event| event.target)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        targets(scope_a.clone()).await,
+        ["nosuch__tool", "mail__send"]
+    );
+    // An event of the deleted server that arrives late is not written either.
+    assert_eq!(
+        store
+            .append_audit_events(&[audit_event(
+                org_a,
+                Some(&servers[0]),
+                &alice,
+                "files__read",
+                6
+            )])
+            .await
+            .unwrap(),
+        0
+    );
+    // No API deletes an organization yet (issue 5); the foreign keys already cascade.
+    db.execute("DELETE FROM organizations WHERE slug = 'acme'")
+        .await;
+    let left = db
+        .query_strings(&format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE org_id = '{}'",
+            scope_a.org_id()
+        ))
+        .await;
+    assert_eq!(left, ["0"], "audit events outlived their organization");
+    assert_eq!(targets(scope_b).await, ["files__read"]);
 }

@@ -1,7 +1,10 @@
-//! Helpers the benchmarks share: the machine report, latency statistics and the fixture build.
+//! Helpers the benchmarks share: the machine report, latency statistics, the fixture build and
+//! an MCP client ([`client`]).
 
 // Each benchmark uses a subset.
 #![allow(dead_code)]
+
+pub mod client;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

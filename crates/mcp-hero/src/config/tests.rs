@@ -370,3 +370,41 @@ fn public_url_is_an_http_base_url_and_errors_name_the_key() {
         assert!(!message.contains("pw"), "{message}");
     }
 }
+
+/// `[audit]`: events are kept 90 days unless `retention_days` says otherwise; bad values and
+/// unknown keys are named.
+#[test]
+fn audit_retention_defaults_to_90_days_and_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve_with = |file: &str| {
+        let path = dir.path().join("mcp-hero.toml");
+        std::fs::write(&path, file).unwrap();
+        let flags = StoreFlags {
+            data_dir: Some(dir.path().join("data")),
+            config: Some(path),
+        };
+        StoreConfig::resolve(&env(&[]), &flags)?.serve_config(&env(&[]), &ServeFlags::default())
+    };
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(serve_with("").unwrap().audit.retention, day * 90);
+    assert_eq!(
+        serve_with("[audit]\nretention_days = 7\n")
+            .unwrap()
+            .audit
+            .retention,
+        day * 7
+    );
+    for bad in ["0", "3651"] {
+        let error = serve_with(&format!("[audit]\nretention_days = {bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("invalid audit.retention_days") && error.contains("between 1 and 3650"),
+            "{error}"
+        );
+    }
+    let unknown = serve_with("[audit]\nretention = 7\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("unknown field `retention`"), "{unknown}");
+}

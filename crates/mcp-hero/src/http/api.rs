@@ -2,10 +2,11 @@
 //!
 //! Views are built by hand from store rows, so no field reaches JSON by accident. A token's
 //! secret appears in exactly one response: the one that creates it. Organization, members and
-//! tokens live here; [`servers`] and [`tool_rules`] in their own modules. Every committed change
+//! tokens live here; [`servers`], [`tool_rules`] and [`audit`] in their own modules. Every committed change
 //! the data plane must act on is reported to [`AppState::changes`].
 
 pub mod server_logs;
+pub mod audit;
 pub mod servers;
 pub mod tool_rules;
 pub mod variables;

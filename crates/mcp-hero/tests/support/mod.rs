@@ -155,6 +155,8 @@ pub struct Gateway {
     pub upstream_oauth: mcp_hero::upstream_oauth::UpstreamOAuth,
     /// The data directory (the SQLite database lives here).
     pub data_dir: PathBuf,
+    /// The audit writer the gateway records into, as `serve` builds it.
+    pub audit: Arc<mcp_hero::audit::AuditWriter>,
 }
 
 impl Gateway {
@@ -233,6 +235,10 @@ impl Gateway {
         let victor = issue(acme.clone(), victor).await;
         let olga = issue(other, olga_id).await;
 
+        let audit = Arc::new(mcp_hero::audit::AuditWriter::start(
+            store.clone(),
+            &mcp_hero::audit::AuditConfig::default(),
+        ));
         // Bound first: the public URL (upstream OAuth's callback) names its port.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -247,11 +253,14 @@ impl Gateway {
         let gateway = mcp::Gateway::with_services(
             config,
             launcher,
-            Arc::new(mcp_hero::credentials::StoreCredentials::new(
-                store.clone(),
-                upstream_oauth.clone(),
-            )),
-            Arc::new(server_logs.clone()),
+            mcp::GatewayServices {
+                credentials: Arc::new(mcp_hero::credentials::StoreCredentials::new(
+                    store.clone(),
+                    upstream_oauth.clone(),
+                )),
+                logs: Arc::new(server_logs.clone()),
+                audit: audit.sink(),
+            },
         )
         .unwrap();
         let state = AppState::assemble(
@@ -282,6 +291,7 @@ impl Gateway {
             gateway,
             images,
             server_logs,
+            audit,
         }
     }
 
