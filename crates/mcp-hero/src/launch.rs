@@ -10,9 +10,9 @@ use mcp::launcher::{
     PlainProcessLauncher, ServerHandle, StdioCommand,
 };
 use mcp::logs::{LogLevel, LogStream};
-use tokio::sync::mpsc;
 use sandbox::egress::{Decision, DecisionSink, EgressPolicy};
 use sandbox::{ImageMount, InjectedFile, SandboxHandle, Sandboxes, StartRequest};
+use tokio::sync::mpsc;
 
 use crate::config::ServeConfig;
 
@@ -62,35 +62,30 @@ pub fn launchers(
     }
 }
 
-/// Egress decisions of sandboxes nobody asked about (installs) go to the gateway log.
+/// Every sandbox's egress decisions go to the gateway log.
 struct LogDecisions;
 
 impl DecisionSink for LogDecisions {
     fn record(&self, decision: Decision) {
-        log_decision(&decision);
-    }
-}
-
-fn log_decision(decision: &Decision) {
-    tracing::info!(
+        tracing::info!(
         host = %decision.host,
         port = decision.port,
         verdict = ?decision.verdict,
         reason = %decision.reason,
-        "sandbox egress"
-    );
+            "sandbox egress"
+        );
+    }
 }
 
 /// How many launcher events wait for the data plane before new ones are dropped.
 const EVENT_QUEUE: usize = 256;
 
-/// A session sandbox's egress decisions: to the gateway log, and as events the data plane puts
-/// in the server's log buffer (host, port, verdict and reason; never a path or header).
+/// A session sandbox's egress decisions (the runtime's sink logs them too) as events the data
+/// plane puts in the server's log buffer (host, port, verdict and reason; never a path or header).
 struct SessionDecisions(mpsc::Sender<LaunchEvent>);
 
 impl DecisionSink for SessionDecisions {
     fn record(&self, decision: Decision) {
-        log_decision(&decision);
         let allowed = matches!(decision.verdict, sandbox::egress::Verdict::Allowed);
         let verdict = if allowed { "allowed" } else { "refused" };
         let target = match decision.address {
@@ -100,7 +95,11 @@ impl DecisionSink for SessionDecisions {
         // A full queue drops the event rather than slow the proxy down.
         let _ = self.0.try_send(LaunchEvent {
             stream: LogStream::Egress,
-            level: if allowed { LogLevel::Info } else { LogLevel::Warn },
+            level: if allowed {
+                LogLevel::Info
+            } else {
+                LogLevel::Warn
+            },
             text: format!("{verdict} {target}: {}", decision.reason),
         });
     }

@@ -9,10 +9,10 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Environment, ServeConfig, ServeFlags, StoreConfig, StoreFlags};
 use crate::credentials::StoreCredentials;
-use crate::server_logs::ServerLogs;
-use crate::upstream_oauth::UpstreamOAuth;
 use crate::http::{AppState, router};
 use crate::images::ImagesSetup;
+use crate::server_logs::ServerLogs;
+use crate::upstream_oauth::UpstreamOAuth;
 use mcp::launcher::Launcher;
 use std::sync::Arc;
 

@@ -23,11 +23,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::credentials::{Credentials, NoCredentials};
-use crate::logs::{NoServerLogs, ServerLogSink};
 use crate::audit::{AuditSink, NoAudit};
+use crate::credentials::{Credentials, NoCredentials};
 use crate::jsonrpc::{INVALID_REQUEST, Kind, Message, RpcError};
 use crate::launcher::Launcher;
+use crate::logs::{NoServerLogs, ServerLogSink};
 use crate::protocol;
 use crate::session::{Session, SessionOwner, SessionPlan, SessionStatus};
 use crate::stream::{Event, EventStream, parse_event_id};

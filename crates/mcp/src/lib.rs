@@ -15,8 +15,8 @@
 //! This crate knows nothing of the store, tokens or sandboxes: its caller proves who the client
 //! is ([`session::SessionOwner`]) and says which servers it may reach ([`session::SessionPlan`]).
 
-pub mod credentials;
 pub mod audit;
+pub mod credentials;
 pub mod gateway;
 pub mod jsonrpc;
 pub mod launcher;

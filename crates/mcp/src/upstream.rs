@@ -337,9 +337,7 @@ impl Connection {
                     .flat_map(|(_, value)| value.secrets())
                     .collect();
                 let redactor = redact::Redactor::new(
-                    opened
-                        .iter()
-                        .filter(|(name, _)| env_secrets.contains(name)),
+                    opened.iter().filter(|(name, _)| env_secrets.contains(name)),
                 )
                 .map_err(|error| format!("its log redactor could not be built: {error}"))?;
                 // The launcher owns the only rendered copies now; ours go when `opened` drops.

@@ -68,8 +68,8 @@ pub struct StartRequest {
     pub egress: Option<EgressPolicy>,
     /// The server's install image at `/opt/mcp-server`, if it has one.
     pub image: Option<ImageMount>,
-    /// Where this sandbox's egress decisions go, instead of the runtime's sink (so the gateway
-    /// can put them in the server's log).
+    /// Where this sandbox's egress decisions go too, besides the runtime's sink (so the
+    /// gateway can put them in the server's log).
     pub decisions: Option<Arc<dyn egress::DecisionSink>>,
 }
 
@@ -88,6 +88,16 @@ impl ImageMount {
         match self {
             ImageMount::ReadOnly(path) | ImageMount::Install(path) => path,
         }
+    }
+}
+
+/// Sends each decision to the runtime's sink and to the sandbox's own.
+struct BothSinks(Arc<dyn egress::DecisionSink>, Arc<dyn egress::DecisionSink>);
+
+impl egress::DecisionSink for BothSinks {
+    fn record(&self, decision: egress::Decision) {
+        self.0.record(decision.clone());
+        self.1.record(decision);
     }
 }
 
@@ -308,10 +318,10 @@ impl Sandboxes {
                 policy,
                 Arc::new(egress::SystemResolver),
                 self.inner.host_addresses.clone(),
-                request
-                    .decisions
-                    .clone()
-                    .unwrap_or_else(|| self.inner.decisions.clone()),
+                match request.decisions.clone() {
+                    Some(own) => Arc::new(BothSinks(self.inner.decisions.clone(), own)),
+                    None => self.inner.decisions.clone(),
+                },
             )
             .map_err(|e| SandboxError::Config(e.to_string()))?;
             let id = id.clone();

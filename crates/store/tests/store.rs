@@ -23,11 +23,11 @@ use auth::{ManageMembers, ManageServers, Role, authorize};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use store::{
-    AuditCursor, AuditFilter, AuditMethod, AuditOutcome, NewAuditEvent, OrgId,
-    DatabaseLocation, Exposure, ImagePhase, ImageReport, ImageState, LINE_OVERHEAD_BYTES,
-    LogBounds, LogLevel, LogQuery, LogStream, NewLogLine, NewServer, OrgScope, Package,
-    PackageKind, ServerId, ServerTransport, ServerUpdate, Store, StoreError, TokenOwner,
-    TokenRejection, ToolRuleId, UserId, VariableKind, VariableValue,
+    AuditCursor, AuditFilter, AuditMethod, AuditOutcome, DatabaseLocation, Exposure, ImagePhase,
+    ImageReport, ImageState, LINE_OVERHEAD_BYTES, LogBounds, LogLevel, LogQuery, LogStream,
+    NewAuditEvent, NewLogLine, NewServer, OrgId, OrgScope, Package, PackageKind, ServerId,
+    ServerTransport, ServerUpdate, Store, StoreError, TokenOwner, TokenRejection, ToolRuleId,
+    UserId, VariableKind, VariableValue,
 };
 use vault::{RootSecret, Vault};
 
@@ -2656,6 +2656,7 @@ async fn s9_upstream_oauth_secrets_are_sealed_and_leave_with_their_member(db: &T
         "client-secret-7b1e0c2d9a",
         "pkce-verifier-0a9b8c7d6e5f",
     ] {
+        // log-check: allow(a test canary, named so the failure says which one leaked)
         assert!(
             !contains(&bytes, secret.as_bytes()),
             "{secret} is stored in clear"

@@ -5,12 +5,12 @@
 //! tokens live here; [`servers`], [`tool_rules`] and [`audit`] in their own modules. Every committed change
 //! the data plane must act on is reported to [`AppState::changes`].
 
-pub mod server_logs;
 pub mod audit;
+pub mod server_logs;
 pub mod servers;
 pub mod tool_rules;
-pub mod variables;
 pub mod upstream_oauth;
+pub mod variables;
 
 use auth::{ManageMembers, Permit, Role, authorize};
 use axum::Json;
