@@ -13,6 +13,10 @@
 
 // A benchmark reports on stdout and, like a test, should stop loudly when its fixture is broken.
 #![allow(
+    clippy::disallowed_methods,
+    reason = "the benchmark sends the token it issued itself"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

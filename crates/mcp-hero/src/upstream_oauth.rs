@@ -278,6 +278,10 @@ impl UpstreamOAuth {
     /// Starts connecting the caller's account (member mode) or the organization's (organization
     /// mode, owners and admins only): discovery, client identity, a pending authorization, and
     /// the URL to send the browser to.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "sends the value to the authorization server or seals it (S9)"
+    )]
     pub async fn start_authorization(
         &self,
         caller: &Principal,
@@ -458,6 +462,10 @@ impl UpstreamOAuth {
     /// Finishes an authorization from the browser's callback: checks the state, the error, the
     /// issuer, exchanges the code and stores the tokens. On any failure nothing is stored and
     /// the state is spent.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "sends the value to the authorization server or seals it (S9)"
+    )]
     pub async fn complete_authorization(
         &self,
         params: CallbackParams,
@@ -576,6 +584,10 @@ impl UpstreamOAuth {
 
     /// After the server answered `401` to `rejected`: a new access token. When another caller
     /// already replaced `rejected`, that replacement is returned without a second refresh.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "sends the value to the authorization server or seals it (S9)"
+    )]
     pub async fn refresh_after_unauthorized(
         &self,
         scope: &OrgScope,
@@ -629,6 +641,10 @@ impl UpstreamOAuth {
         }
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "sends the value to the authorization server or seals it (S9)"
+    )]
     async fn revoke_one(
         &self,
         scope: &OrgScope,
@@ -759,6 +775,10 @@ impl UpstreamOAuth {
         result
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "sends the value to the authorization server or seals it (S9)"
+    )]
     async fn refresh_locked(
         &self,
         scope: &OrgScope,
@@ -834,6 +854,10 @@ impl UpstreamOAuth {
         Ok(access_token)
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "sends the value to the authorization server or seals it (S9)"
+    )]
     fn form_request(
         &self,
         endpoint: &Url,

@@ -204,7 +204,7 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
         format!("/api/v1/servers/{server}/variables/API_KEY"),
         format!("/api/v1/servers/{server}"),
         "/api/v1/sessions".to_owned(),
-        format!("/api/v1/audit?limit=100"),
+        "/api/v1/audit?limit=100".to_owned(),
     ] {
         let (status, answer) = gateway.api(&gateway.alice, Method::GET, &path, None).await;
         assert_eq!(status, 200, "{path}: {answer}");

@@ -6,6 +6,10 @@
 //! Needs `MCP_HERO_NODE` and `MCP_HERO_OAUTH_MOCK_DIR` from `scripts/tools.sh`: without them the
 //! tests say so and return, unless `CI=true`, where they fail.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read the tokens they issued to compare them with what the gateway sent"
+)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 mod support;

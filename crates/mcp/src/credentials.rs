@@ -120,6 +120,10 @@ impl OpenedSecrets {
     }
 
     /// One value; a name that was not opened is an error naming it.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "renders a secret into the environment or header the launcher or HTTP client takes; the result is zeroized (S14)"
+    )]
     pub fn get(&self, name: &str) -> Result<&[u8], String> {
         self.values
             .get(name)
@@ -128,6 +132,10 @@ impl OpenedSecrets {
     }
 
     /// Every opened value with its name, so a redactor can learn them.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "renders a secret into the environment or header the launcher or HTTP client takes; the result is zeroized (S14)"
+    )]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.values
             .iter()

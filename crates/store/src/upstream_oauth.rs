@@ -323,6 +323,10 @@ impl Store {
     /// Puts a remote server behind OAuth, or changes its settings. Discovery and registration
     /// start over; connections survive unless the mode or the admin's client changed, since
     /// tokens issued to another client or for other accounts must not be used.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "seals the value, or checks its length before sealing it (S9)"
+    )]
     pub async fn put_server_oauth(
         &self,
         scope: &OrgScope,
@@ -528,6 +532,10 @@ impl Store {
 
     /// Remembers what discovery found and the client identity to use with it. Connections made
     /// through another issuer or client are dropped: their tokens belong to that client.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "seals the value, or checks its length before sealing it (S9)"
+    )]
     pub async fn record_oauth_discovery(
         &self,
         scope: &OrgScope,
@@ -685,6 +693,10 @@ impl Store {
     }
 
     /// Remembers an authorization until its callback; expired ones are swept on the way.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "seals the value, or checks its length before sealing it (S9)"
+    )]
     pub async fn create_upstream_oauth_pending(
         &self,
         scope: &OrgScope,
@@ -798,6 +810,10 @@ impl Store {
 
     /// Seals and stores an account's tokens, replacing any it had. Refused when the server is no
     /// longer behind OAuth in a mode this account fits, or a member left meanwhile.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "seals the value, or checks its length before sealing it (S9)"
+    )]
     pub async fn put_upstream_tokens(
         &self,
         scope: &OrgScope,
@@ -1077,6 +1093,10 @@ impl Store {
             .collect()
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "seals the value, or checks its length before sealing it (S9)"
+    )]
     fn open_text(
         &self,
         context: &RecordContext<'_>,

@@ -51,6 +51,10 @@ pub(super) struct OAuthSource {
 }
 
 impl OAuthSource {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "puts the access token in a header marked sensitive (S16)"
+    )]
     async fn bearer(&self, rejected: Option<&SecretString>) -> Result<Bearer, String> {
         let target = CredentialTarget {
             org: &self.org,
@@ -252,17 +256,16 @@ impl HttpLink {
         tokio::spawn(async move {
             ending.shared.cancel.cancelled().await;
             let session = lock(&ending.session_id).clone();
-            if let Some(session) = session {
-                if let Ok(request) = ending
+            if let Some(session) = session
+                && let Ok(request) = ending
                     .authorized(ending.client.delete(ending.url.clone()), false)
                     .await
-                {
-                    let _ = request
-                        .header("mcp-session-id", session)
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await;
-                }
+            {
+                let _ = request
+                    .header("mcp-session-id", session)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
             }
             ending.shared.gone.cancel();
         });
