@@ -78,10 +78,20 @@ impl Permission for ManageServers {
     const NAME: &'static str = "manage servers and tool access rules";
 }
 
+/// Delete the whole organization with everything it holds; owners only, since it cannot be undone.
+#[derive(Debug)]
+pub struct DeleteOrganization;
+
+impl Permission for DeleteOrganization {
+    const ROLES: &'static [Role] = &[Role::Owner];
+    const NAME: &'static str = "delete the organization";
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::ManageMembers {}
     impl Sealed for super::ManageServers {}
+    impl Sealed for super::DeleteOrganization {}
 }
 
 /// Proof that a role was checked for permission `P`; private fields mean only [`authorize`] makes one.
