@@ -246,3 +246,80 @@ async fn s19_s20_deleting_a_server_then_the_organization_leaves_nothing_running_
         "{answer}"
     );
 }
+
+/// S19, S20 with the real sandbox: deleting a server destroys its sandboxes, deleting the
+/// organization destroys every sandbox of it, and the other organization's keeps running.
+#[tokio::test]
+async fn s19_s20_deletion_destroys_the_sandboxes() {
+    if !support::sandbox_available() {
+        return;
+    }
+    let sandboxes = sandbox::Sandboxes::new(
+        support::sandbox_config(Vec::new()),
+        Arc::new(|_: sandbox::egress::Decision| {}),
+    )
+    .unwrap();
+    let launcher = Arc::new(mcp_hero::launch::SandboxLauncher::new(sandboxes.clone()));
+    let gateway = Gateway::start_with_launcher(mcp::GatewayConfig::default(), launcher).await;
+    let alpha = gateway.add_fixture("alpha", &[], false).await;
+    gateway.add_fixture("beta", &[], false).await;
+    let (status, answer) = gateway
+        .api(
+            &gateway.olga,
+            Method::POST,
+            "/api/v1/servers",
+            Some(json!({
+                "name": "gamma",
+                "transport": {
+                    "type": "stdio",
+                    "command": support::fixture_binary().display().to_string(),
+                    "args": ["stdio", "--name", "gamma"],
+                },
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let echo = async |client: &mut support::Client, tool: &str| {
+        let answer = client.call(tool, json!({"text": "hi"})).await;
+        assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    };
+    let mut olga = gateway.client(&gateway.olga, "other");
+    olga.initialize(json!({})).await;
+    echo(&mut olga, "gamma__echo").await;
+    let mut alice = gateway.client(&gateway.alice, "acme");
+    alice.initialize(json!({})).await;
+    echo(&mut alice, "alpha__echo").await;
+    echo(&mut alice, "beta__echo").await;
+    assert_eq!(sandboxes.running(), 3, "one sandbox per session and server");
+
+    let (status, answer) = gateway
+        .api(
+            &gateway.alice,
+            Method::DELETE,
+            &format!("/api/v1/servers/{alpha}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{answer}");
+    eventually("the deleted server's sandbox is gone", async || {
+        sandboxes.running() == 2
+    })
+    .await;
+
+    let (status, answer) = gateway
+        .api(
+            &gateway.alice,
+            Method::DELETE,
+            "/api/v1/organization",
+            Some(json!({"confirm": "acme"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    eventually(
+        "only the other organization's sandbox is left",
+        async || sandboxes.running() == 1,
+    )
+    .await;
+    echo(&mut olga, "gamma__echo").await;
+    assert_eq!(sandboxes.running(), 1);
+}
