@@ -16,6 +16,6 @@ pub mod tool_access;
 mod tests;
 
 pub use role::{
-    Denied, ManageMembers, ManageServers, Permission, Permit, Role, RoleParseError, ViewAudit,
-    authorize, may_assign_role,
+    DeleteOrganization, Denied, ManageMembers, ManageServers, Permission, Permit, Role,
+    RoleParseError, ViewAudit, authorize, may_assign_role,
 };

@@ -87,11 +87,21 @@ impl Permission for ViewAudit {
     const NAME: &'static str = "view the audit trail";
 }
 
+/// Delete the whole organization with everything it holds; owners only, since it cannot be undone.
+#[derive(Debug)]
+pub struct DeleteOrganization;
+
+impl Permission for DeleteOrganization {
+    const ROLES: &'static [Role] = &[Role::Owner];
+    const NAME: &'static str = "delete the organization";
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::ManageMembers {}
     impl Sealed for super::ManageServers {}
     impl Sealed for super::ViewAudit {}
+    impl Sealed for super::DeleteOrganization {}
 }
 
 /// Proof that a role was checked for permission `P`; private fields mean only [`authorize`] makes one.

@@ -8,7 +8,9 @@
 use secrecy::ExposeSecret;
 
 use crate::pat::{self, TokenFormatError};
-use crate::{Denied, ManageMembers, Role, ViewAudit, authorize, may_assign_role};
+use crate::{
+    DeleteOrganization, Denied, ManageMembers, Role, ViewAudit, authorize, may_assign_role,
+};
 
 #[test]
 fn only_owners_and_admins_manage_members() {
@@ -37,6 +39,23 @@ fn only_owners_and_admins_view_the_audit_trail() {
             .unwrap_err()
             .to_string(),
         "the member role may not view the audit trail"
+    );
+}
+
+#[test]
+fn only_owners_delete_the_organization() {
+    for role in Role::ALL {
+        assert_eq!(
+            authorize::<DeleteOrganization>(role).is_ok(),
+            role == Role::Owner,
+            "{role}"
+        );
+    }
+    assert_eq!(
+        authorize::<DeleteOrganization>(Role::Admin)
+            .unwrap_err()
+            .to_string(),
+        "the admin role may not delete the organization"
     );
 }
 

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use auth::{ManageMembers, Role, authorize};
+use auth::{DeleteOrganization, ManageMembers, Role, authorize};
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::ExposeSecret;
 use store::{Store, TokenId, TokenOwner};
@@ -43,7 +43,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = StoreConfig::resolve(env, flags)?;
     let store = open_store(env, &config).await?;
-    let result = dispatch(&store, command).await;
+    let result = dispatch(&store, &config, command).await;
     store.close().await;
     result
 }
@@ -52,7 +52,11 @@ pub async fn run(
     clippy::disallowed_methods,
     reason = "`admin token create` prints the new token once to stdout for scripts; it is never stored"
 )]
-async fn dispatch(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
+async fn dispatch(
+    store: &Store,
+    config: &StoreConfig,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     let operator = authorize::<ManageMembers>(Role::Owner)?;
     match command {
@@ -70,6 +74,9 @@ async fn dispatch(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
                 owner.to_lowercase()
             )?;
         }
+        AdminCommand::Org {
+            command: OrgCommand::Delete { slug, confirm },
+        } => delete_organization(store, config, &slug, &confirm).await?,
         AdminCommand::Member {
             command: MemberCommand::Add { org, email, role },
         } => {
@@ -142,6 +149,56 @@ async fn dispatch(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::RotateKey => rotate_key(store).await?,
     }
+    Ok(())
+}
+
+/// `admin org delete`: the store's transaction, then each server's install image directory. No
+/// gateway runs alongside (the operator stopped it), so there are no sessions to end.
+async fn delete_organization(
+    store: &Store,
+    config: &StoreConfig,
+    slug: &str,
+    confirm: &str,
+) -> anyhow::Result<()> {
+    let images = config.images_dir()?;
+    let scope = store
+        .operator_scope(slug)
+        .await
+        .with_context(|| format!("organization {slug:?}"))?;
+    // Checked before revoking anything: the store checks again inside its transaction.
+    anyhow::ensure!(
+        confirm == slug,
+        "--confirm {confirm:?} does not repeat --slug {slug:?}; nothing was deleted"
+    );
+    let permit = authorize::<DeleteOrganization>(Role::Owner)?;
+    // Revocation needs the servers' OAuth endpoints, which go with the organization.
+    let connections = store.organization_upstream_connections(&scope).await?;
+    crate::upstream_oauth::UpstreamOAuth::new(store.clone(), None)
+        .revoke(&scope, connections)
+        .await;
+    let deleted = store.delete_organization(&scope, &permit, confirm).await?;
+    let mut left = Vec::new();
+    for server in &deleted.servers {
+        let dir = images.join(server.as_str());
+        if let Err(error) = sandbox::image::remove(&dir) {
+            left.push(format!("{}: {error}", dir.display()));
+        }
+    }
+    writeln!(
+        std::io::stdout(),
+        "deleted organization {} ({}): {} servers, {} members, {} users in no other organization",
+        deleted.organization.slug,
+        deleted.organization.id,
+        deleted.servers.len(),
+        deleted.members,
+        deleted.users_deleted
+    )?;
+    anyhow::ensure!(
+        left.is_empty(),
+        "the organization is deleted, but these install images could not be removed (the \
+         gateway removes them when it next starts): {}",
+        left.join("; ")
+    );
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! Control-plane changes the data plane must act on at once: the API reports them here, and the
-//! MCP sessions they touch end or refresh their tool lists (S1, S7, S19).
+//! MCP sessions they touch end or refresh their tool lists (S1, S7, S19, S20).
 
 use store::{OrgId, OrgScope, ServerId, TokenId, UserId};
 
@@ -25,6 +25,11 @@ pub enum Change {
         org: OrgId,
         /// The member.
         user: UserId,
+    },
+    /// The organization was deleted: every session of it ends, and with them their sandboxes.
+    Organization {
+        /// The organization that is gone.
+        org: OrgId,
     },
     /// A token was revoked: sessions opened with it end.
     TokenRevoked {

@@ -155,6 +155,17 @@ pub enum OrgCommand {
         #[arg(long, value_name = "EMAIL")]
         owner: String,
     },
+    /// Delete an organization with everything it holds: servers, variables, files, images,
+    /// logs, tool rules, members, tokens, and users in no other organization. Stop the gateway
+    /// first, or its live sessions of the organization run on until they end.
+    Delete {
+        /// The organization's slug.
+        #[arg(long)]
+        slug: String,
+        /// The slug again, to confirm; nothing is deleted unless it matches.
+        #[arg(long, value_name = "SLUG")]
+        confirm: String,
+    },
 }
 
 /// `mcp-hero admin member ...`

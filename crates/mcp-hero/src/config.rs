@@ -335,6 +335,25 @@ pub struct ServeConfig {
 }
 
 impl StoreConfig {
+    /// Where install images live: `images.dir` from the config file, else `{data_dir}/images`.
+    pub fn images_dir(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(dir) = self
+            .file
+            .images
+            .as_ref()
+            .and_then(|images| images.dir.clone())
+        {
+            return Ok(dir);
+        }
+        let dir = self.data_dir.join("images");
+        std::path::absolute(&dir).map_err(|e| ConfigError::Invalid {
+            key: "images.dir",
+            value: dir.display().to_string(),
+            origin: "the data directory".to_owned(),
+            reason: format!("cannot make it absolute: {e}"),
+        })
+    }
+
     /// Resolves the store's location; creates the data directory if missing.
     #[expect(
         clippy::disallowed_methods,
@@ -453,15 +472,7 @@ impl StoreConfig {
             origin: "the config file".to_owned(),
             reason,
         })?;
-        if images.dir.is_none() {
-            let dir = self.data_dir.join("images");
-            images.dir = Some(std::path::absolute(&dir).map_err(|e| ConfigError::Invalid {
-                key: "images.dir",
-                value: dir.display().to_string(),
-                origin: "the data directory".to_owned(),
-                reason: format!("cannot make it absolute: {e}"),
-            })?);
-        }
+        images.dir = Some(self.images_dir()?);
         let logs = self.file.logs.clone().unwrap_or_default();
         logs.validate()?;
         let public_url = self.public_url(env)?;

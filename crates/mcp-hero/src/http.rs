@@ -185,7 +185,7 @@ fn control_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
         .routes(routes!(openapi_json))
-        .routes(routes!(api::get_organization))
+        .routes(routes!(api::get_organization, api::delete_organization))
         .routes(routes!(api::list_members, api::add_member))
         .routes(routes!(
             api::get_member,

@@ -17,7 +17,7 @@
 //! Progress comes from the installer's output ([`progress`]) and is written to the store, where
 //! the API reads it. A new install of a server (package changed, reinstall) supersedes the one
 //! running: that one is stopped, and its directory removed. Deleting the server removes every
-//! directory of it ([`Images::forget`]). At start, [`Images::upkeep`] resumes installs a crash
+//! directory of it ([`Images::forget`], retried in the background when it fails). At start, [`Images::upkeep`] resumes installs a crash
 //! interrupted and removes directories no image owns.
 //!
 //! Deliberately left out: several replicas sharing one database each need the image on their own
@@ -233,6 +233,11 @@ impl ImageDirs {
     }
 }
 
+/// How many more times a failed image removal is tried, after the first.
+const REMOVAL_RETRIES: u32 = 6;
+/// The pause before the first retry; it doubles each time (about two minutes in all).
+const REMOVAL_RETRY_FIRST_PAUSE: Duration = Duration::from_secs(2);
+
 /// Why a session cannot run a server whose image is not ready.
 fn not_ready(image: &ImageStatus) -> String {
     match image.state {
@@ -392,10 +397,49 @@ impl Images {
             let _ = job.cancel.send(true);
             let _ = job.task.await;
         }
-        if let Some(dir) = self.inner.dirs.server(server) {
-            let removed = tokio::task::spawn_blocking(move || sandbox::image::remove(&dir)).await;
-            if let Ok(Err(error)) = removed {
-                tracing::error!(server = %server, %error, "an install image could not be removed");
+        let Some(dir) = self.inner.dirs.server(server) else {
+            return;
+        };
+        let first = dir.clone();
+        match tokio::task::spawn_blocking(move || sandbox::image::remove(&first)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(server = %server, %error, "an install image could not be removed; retrying");
+                // Deleted data must not linger (S19): keep trying in the background, and the
+                // next start's upkeep sweeps whatever is still left.
+                tokio::spawn(self.clone().retry_removal(server.clone(), dir));
+            }
+            Err(error) => {
+                tracing::error!(server = %server, %error, "removing an install image panicked");
+            }
+        }
+    }
+
+    /// Retries removing a forgotten server's image directory with a growing pause, until it is
+    /// gone, a new install of the server took the directory over, or the tries run out.
+    async fn retry_removal(self, server: ServerId, dir: PathBuf) {
+        let mut pause = REMOVAL_RETRY_FIRST_PAUSE;
+        for attempt in 1..=REMOVAL_RETRIES {
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+            // The server got a package again: its new install owns the directory now.
+            if self.inner.lock_jobs().contains_key(&server) {
+                return;
+            }
+            let path = dir.clone();
+            match tokio::task::spawn_blocking(move || sandbox::image::remove(&path)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(server = %server, attempt, "an install image was removed on a retry");
+                    return;
+                }
+                Ok(Err(error)) if attempt == REMOVAL_RETRIES => {
+                    tracing::error!(server = %server, %error, "an install image could not be removed; the next start removes it");
+                }
+                Ok(Err(_)) => {}
+                Err(error) => {
+                    tracing::error!(server = %server, %error, "removing an install image panicked");
+                    return;
+                }
             }
         }
     }

@@ -283,6 +283,7 @@ async fn openapi_document_covers_every_route() {
         "PATCH /api/v1/members/{user_id}",
         "GET /api/v1/openapi.json",
         "GET /api/v1/organization",
+        "DELETE /api/v1/organization",
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{token_id}",

@@ -942,3 +942,138 @@ fn processes_in_cgroup(instance: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// S20 from the CLI: `admin org delete` refuses a wrong confirmation, then deletes the
+/// organization with its members and tokens and removes its servers' image directories, leaving
+/// the other organization's.
+#[tokio::test]
+async fn s20_admin_org_delete_removes_the_organization_and_its_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let with_a = [("MCP_HERO_ROOT_SECRET", SECRET_A)];
+    let ok = |args: &[&str]| {
+        let output = run(&with_a, args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    for (slug, owner) in [("acme", "alice@acme.example"), ("beta", "bob@beta.example")] {
+        ok(&[
+            "admin",
+            "--data-dir",
+            data,
+            "org",
+            "create",
+            "--slug",
+            slug,
+            "--owner",
+            owner,
+        ]);
+    }
+    // Servers come from the API; here the store is written directly while no gateway runs.
+    let root = vault::RootSecret::from_base64(SECRET_A).unwrap();
+    let location = store::DatabaseLocation::Sqlite {
+        path: dir.path().join("mcp-hero.db"),
+    };
+    let store = store::Store::open(&location, vault::Vault::new(&root, None))
+        .await
+        .unwrap();
+    let permit = auth::authorize::<auth::ManageServers>(auth::Role::Owner).unwrap();
+    let mut images = Vec::new();
+    for slug in ["acme", "beta"] {
+        let scope = store.operator_scope(slug).await.unwrap();
+        let server = store
+            .create_server(
+                &scope,
+                &permit,
+                store::NewServer {
+                    name: "files".to_owned(),
+                    transport: store::ServerTransport::Stdio {
+                        command: "server-files".to_owned(),
+                        args: Vec::new(),
+                        working_dir: None,
+                        env: Default::default(),
+                    },
+                    exposure: store::Exposure::Prefixed,
+                    enabled: true,
+                    internal: false,
+                    package: None,
+                },
+            )
+            .await
+            .unwrap();
+        let image = dir.path().join("images").join(server.id.as_str()).join("1");
+        std::fs::create_dir_all(&image).unwrap();
+        std::fs::write(image.join("server"), b"#!/bin/sh\n").unwrap();
+        images.push(image.parent().unwrap().to_owned());
+    }
+    store.close().await;
+
+    check_refused(
+        &run(
+            &with_a,
+            &[
+                "admin",
+                "--data-dir",
+                data,
+                "org",
+                "delete",
+                "--slug",
+                "acme",
+                "--confirm",
+                "beta",
+            ],
+        ),
+        "--confirm \"beta\" does not repeat --slug \"acme\"; nothing was deleted",
+    );
+    assert!(images[0].exists());
+    let said = ok(&[
+        "admin",
+        "--data-dir",
+        data,
+        "org",
+        "delete",
+        "--slug",
+        "acme",
+        "--confirm",
+        "acme",
+    ]);
+    assert!(
+        said.contains("deleted organization acme") && said.contains("1 servers, 1 members"),
+        "{said}"
+    );
+    assert!(!images[0].exists(), "acme's image directory is left");
+    assert!(images[1].exists(), "beta's image directory was removed");
+    check_refused(
+        &run(
+            &with_a,
+            &[
+                "admin",
+                "--data-dir",
+                data,
+                "token",
+                "create",
+                "--org",
+                "acme",
+                "--email",
+                "alice@acme.example",
+                "--name",
+                "ci",
+            ],
+        ),
+        "organization \"acme\"",
+    );
+    // Beta is untouched.
+    ok(&[
+        "admin",
+        "--data-dir",
+        data,
+        "token",
+        "create",
+        "--org",
+        "beta",
+        "--email",
+        "bob@beta.example",
+        "--name",
+        "ci",
+    ]);
+}

@@ -718,3 +718,43 @@ async fn organization_connections_are_for_admins_and_stay_in_their_organization(
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("streamable_http"), "{body}");
 }
+
+/// S19, S20: deleting a server, and deleting the organization, revoke their members' upstream
+/// tokens at the authorization server before the rows (and with them the endpoints) go.
+#[tokio::test]
+async fn deleting_a_server_or_its_organization_revokes_its_upstream_tokens() {
+    let Some(upstream) = Upstream::start().await else {
+        return;
+    };
+    for whole_organization in [false, true] {
+        let (gateway, scope, server) = setup(&upstream, "member").await;
+        for who in [&gateway.alice, &gateway.mallory] {
+            assert_eq!(connect(&gateway, &upstream, who, &server).await.status, 200);
+        }
+        let revoked_before = upstream.log().await["revoked"].as_u64().unwrap();
+        let (path, body, want) = if whole_organization {
+            (
+                "/api/v1/organization".to_owned(),
+                Some(json!({"confirm": "acme"})),
+                200,
+            )
+        } else {
+            (format!("/api/v1/servers/{server}"), None, 204)
+        };
+        let (status, answer) = gateway
+            .api(&gateway.alice, Method::DELETE, &path, body)
+            .await;
+        assert_eq!(status, want, "{path}: {answer}");
+        assert_eq!(
+            upstream.log().await["revoked"].as_u64().unwrap(),
+            revoked_before + 2,
+            "{path}"
+        );
+        if !whole_organization {
+            assert!(matches!(
+                gateway.store.server(&scope, &server).await,
+                Err(store::StoreError::NotFound("server"))
+            ));
+        }
+    }
+}

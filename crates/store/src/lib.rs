@@ -52,7 +52,7 @@ pub use images::{
     MAX_PACKAGE_SPEC_BYTES, Package, PackageKind,
 };
 pub use members::Member;
-pub use orgs::{Organization, validate_slug};
+pub use orgs::{DeletedOrganization, Organization, validate_slug};
 pub use sealed::RotationReport;
 pub use server_logs::{
     LINE_OVERHEAD_BYTES, LogBounds, LogLevel, LogQuery, LogStream, MAX_LOG_PAGE,

@@ -3,7 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{OrgId, OrgScope, Store, StoreError, UserId, normalize_email, unix_now};
+use auth::{DeleteOrganization, Permit};
+
+use crate::{OrgId, OrgScope, ServerId, Store, StoreError, UserId, normalize_email, unix_now};
 
 /// An organization as the store returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,20 @@ impl Organization {
             created_at: row.try_get("created_at")?,
         })
     }
+}
+
+/// What [`Store::delete_organization`] removed, and what the caller must still clean up outside
+/// the database (install images, live sessions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedOrganization {
+    /// The organization as it was.
+    pub organization: Organization,
+    /// Its servers, whose install images and sessions go next.
+    pub servers: Vec<ServerId>,
+    /// How many memberships went with it.
+    pub members: usize,
+    /// How many of those members belonged to no other organization and were deleted as users.
+    pub users_deleted: usize,
 }
 
 /// Checks an organization slug: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter or digit.
@@ -147,5 +163,76 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound("organization"))?;
         Organization::from_row(&row)
+    }
+
+    /// Deletes the scoped organization and everything it holds, in one transaction: its servers
+    /// with their variables, files, images, OAuth settings and tokens, logs; its tool rules,
+    /// memberships and access tokens (all by foreign-key cascade), and then every former member
+    /// who is now in no organization. `confirm` must repeat the organization's slug.
+    pub async fn delete_organization(
+        &self,
+        scope: &OrgScope,
+        _permit: &Permit<DeleteOrganization>,
+        confirm: &str,
+    ) -> Result<DeletedOrganization, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Taking the lock first means no member or server can be added between the reads below
+        // and the delete, so the returned lists are complete.
+        crate::members::lock_organization(&mut tx, scope).await?;
+        let org = scope.org_id().as_str();
+        let row = sqlx::query("SELECT id, slug, name, created_at FROM organizations WHERE id = $1")
+            .bind(org)
+            .fetch_one(&mut *tx)
+            .await?;
+        let organization = Organization::from_row(&row)?;
+        if confirm != organization.slug {
+            return Err(StoreError::Invalid {
+                field: "confirm",
+                reason: "must repeat the organization's slug exactly, to confirm the deletion"
+                    .to_owned(),
+            });
+        }
+        let servers = sqlx::query("SELECT id FROM servers WHERE org_id = $1 ORDER BY id")
+            .bind(org)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| Ok(ServerId::from_untrusted(&row.try_get::<String, _>("id")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let members = sqlx::query("SELECT user_id FROM memberships WHERE org_id = $1")
+            .bind(org)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(UserId::from_untrusted(
+                    &row.try_get::<String, _>("user_id")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Every tenant table references organizations (id) ON DELETE CASCADE (SQLite connections
+        // enable foreign keys), so this one statement removes every row the organization owned.
+        sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(org)
+            .execute(&mut *tx)
+            .await?;
+        let mut users_deleted = 0;
+        for user in &members {
+            let deleted = sqlx::query(
+                "DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1)",
+            )
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+            users_deleted += usize::try_from(deleted.rows_affected()).unwrap_or(0);
+        }
+        tx.commit().await?;
+        self.tokens.forget_org(scope.org_id());
+        Ok(DeletedOrganization {
+            organization,
+            servers,
+            members: members.len(),
+            users_deleted,
+        })
     }
 }

@@ -4,9 +4,9 @@
 //! Rules, all enforced here:
 //! - only successful checks are cached, and a hit still compares the full digest in constant time
 //!   and re-checks the token's expiry;
-//! - an entry lives at most [`TOKEN_CACHE_TTL`]; revoking a token, removing a member or changing a
-//!   role through this store forgets the affected entries at once. Another replica sharing the
-//!   database sees such a change within the TTL;
+//! - an entry lives at most [`TOKEN_CACHE_TTL`]; revoking a token, removing a member, changing a
+//!   role or deleting an organization through this store forgets the affected entries at once.
+//!   Another replica sharing the database sees such a change within the TTL;
 //! - a check that read the database before an invalidation cannot re-insert what was just forgotten:
 //!   every invalidation bumps a generation, and inserts made under an older generation are dropped.
 
@@ -97,6 +97,11 @@ impl TokenCache {
         self.forget(|principal| {
             principal.scope.org_id() == org_id && &principal.user_id == user_id
         });
+    }
+
+    /// Forgets every token of one organization (it was deleted).
+    pub(crate) fn forget_org(&self, org_id: &OrgId) {
+        self.forget(|principal| principal.scope.org_id() == org_id);
     }
 
     fn forget(&self, matches: impl Fn(&Principal) -> bool) {

@@ -530,6 +530,18 @@ impl Store {
         Ok(found)
     }
 
+    /// Every connection of the organization on every server, opened, so they can be revoked at
+    /// their authorization servers before the organization (and with it the endpoints) goes.
+    pub async fn organization_upstream_connections(
+        &self,
+        scope: &OrgScope,
+    ) -> Result<Vec<RemovedConnection>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = self.removed_connections(&mut tx, scope, None, None).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
     /// Remembers what discovery found and the client identity to use with it. Connections made
     /// through another issuer or client are dropped: their tokens belong to that client.
     #[expect(

@@ -19,7 +19,7 @@
 
 use auth::pat;
 use auth::tool_access::{Effect, MemberToolAccess, Subject, ToolPattern};
-use auth::{ManageMembers, ManageServers, Role, authorize};
+use auth::{DeleteOrganization, ManageMembers, ManageServers, Role, authorize};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use store::{
@@ -222,6 +222,7 @@ both_backends!(
     s7_migration_seeds_default_rules_for_existing_organizations,
     s7_tool_rules_are_unique_and_leave_with_their_member,
     s20_servers_and_rules_go_with_their_organization,
+    s20_deleting_an_organization_removes_every_row_it_owned,
     images_follow_their_package_one_generation_at_a_time,
     s6_audit_events_are_scoped_filtered_and_paged,
     s19_s20_audit_events_go_with_their_server_and_organization,
@@ -1898,7 +1899,7 @@ async fn s20_servers_and_rules_go_with_their_organization(db: &TestDb) {
         )
         .await
         .unwrap();
-    // No API deletes an organization yet (issue 5); the foreign keys already cascade.
+    // The foreign keys cascade on their own; `Store::delete_organization` relies on it.
     db.execute("DELETE FROM organizations WHERE slug = 'acme'")
         .await;
     for table in ["servers", "tool_rules"] {
@@ -1912,6 +1913,290 @@ async fn s20_servers_and_rules_go_with_their_organization(db: &TestDb) {
     }
     assert_eq!(store.list_servers(&scope_b).await.unwrap().len(), 1);
     assert_eq!(store.list_tool_rules(&scope_b).await.unwrap().len(), 3);
+}
+
+/// Every (table, column) of the database, from its catalog: nothing is left out by a list
+/// written here, so a table added later is scanned too.
+async fn every_column(db: &TestDb) -> Vec<(String, String)> {
+    let tables = match db {
+        TestDb::Sqlite { .. } => {
+            db.query_strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .await
+        }
+        TestDb::Postgres { .. } => {
+            db.query_strings(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+            )
+            .await
+        }
+    };
+    assert!(tables.iter().any(|table| table == "servers"), "{tables:?}");
+    let mut columns = Vec::new();
+    for table in tables {
+        let sql = match db {
+            TestDb::Sqlite { .. } => format!("SELECT name FROM pragma_table_info('{table}')"),
+            TestDb::Postgres { .. } => format!(
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}'"
+            ),
+        };
+        for column in db.query_strings(&sql).await {
+            columns.push((table.clone(), column));
+        }
+    }
+    columns
+}
+
+/// Every `table.column` holding one of `values`, with how many rows: a scan of every column of
+/// every table, each value compared as text.
+async fn rows_holding(db: &TestDb, values: &[String]) -> Vec<String> {
+    let list = values
+        .iter()
+        .map(|value| format!("'{}'", value.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut found = Vec::new();
+    for (table, column) in every_column(db).await {
+        let count = db
+            .query_strings(&format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) IN ({list})"
+            ))
+            .await;
+        if count != ["0"] {
+            found.push(format!("{table}.{column}: {} rows", count[0]));
+        }
+    }
+    found
+}
+
+/// S19, S20: deleting a server and then its organization leaves no row, in any table, that holds
+/// an id of theirs: servers, variables, files, images, OAuth settings and tokens, logs, tool
+/// rules, memberships, access tokens, and the users in no other organization. The other
+/// organization, and a user who is a member of both, stay whole.
+async fn s20_deleting_an_organization_removes_every_row_it_owned(db: &TestDb) {
+    let store = db.open_a().await;
+    let (scope_a, org_a, alice) = store
+        .create_organization("acme", "Acme", "alice@acme.example")
+        .await
+        .unwrap();
+    let (scope_b, _, bob) = store
+        .create_organization("beta", "Beta", "bob@beta.example")
+        .await
+        .unwrap();
+    let owner = authorize::<ManageMembers>(Role::Owner).unwrap();
+    let servers = manage_servers();
+    let mallory = store
+        .add_member(&scope_a, &owner, "mallory@acme.example", Role::Member)
+        .await
+        .unwrap()
+        .user_id;
+    // Carol is in both organizations: she outlives acme.
+    let carol = store
+        .add_member(&scope_a, &owner, "carol@both.example", Role::Admin)
+        .await
+        .unwrap()
+        .user_id;
+    store
+        .add_member(&scope_b, &owner, "carol@both.example", Role::Member)
+        .await
+        .unwrap();
+
+    // Everything an organization can hold, in both organizations.
+    let mut a_ids: Vec<String> = vec![org_a.id.to_string(), alice.to_string(), mallory.to_string()];
+    let mut tokens = Vec::new();
+    for (scope, user) in [
+        (&scope_a, &alice),
+        (&scope_a, &mallory),
+        (&scope_a, &carol),
+        (&scope_b, &bob),
+        (&scope_b, &carol),
+    ] {
+        let token = pat::generate();
+        let meta = store
+            .create_token(scope, user, "laptop", None, &token.digest)
+            .await
+            .unwrap();
+        if scope == &scope_a {
+            a_ids.push(meta.id.to_string());
+        }
+        tokens.push((
+            scope.clone(),
+            pat::parse(token.secret.expose_secret()).unwrap(),
+        ));
+    }
+    let mut first_server = None;
+    for scope in [&scope_a, &scope_b] {
+        let local = store
+            .create_server(
+                scope,
+                &servers,
+                NewServer {
+                    package: Some(npm("left-pad@1.3.0")),
+                    ..stdio_server("local")
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let remote = store
+            .create_server(
+                scope,
+                &servers,
+                remote_server("remote", "https://remote.example/mcp"),
+            )
+            .await
+            .unwrap()
+            .id;
+        store
+            .put_server_oauth(scope, &servers, &remote, member_oauth())
+            .await
+            .unwrap();
+        let member = if scope == &scope_a { &mallory } else { &bob };
+        store
+            .put_upstream_tokens(
+                scope,
+                &remote,
+                &store::UpstreamAccount::Member(member.clone()),
+                upstream_tokens("access-token-1", "refresh-token-1"),
+            )
+            .await
+            .unwrap();
+        store
+            .create_upstream_oauth_pending(
+                scope,
+                store::NewPendingAuthorization {
+                    state_digest: format!("state-digest-{}", scope.org_id()),
+                    server_id: remote.clone(),
+                    started_by: member.clone(),
+                    account: store::UpstreamAccount::Member(member.clone()),
+                    verifier: SecretString::from("pkce-verifier-1"),
+                    issuer: "https://as.example".to_owned(),
+                    client_id: "hand-made".to_owned(),
+                    redirect_uri: "https://gw.example/oauth/upstream/callback".to_owned(),
+                    resource: "https://remote.example/mcp".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        let mut variables = Vec::new();
+        type MakeValue = fn() -> VariableValue;
+        let values: [(&str, MakeValue); 3] = [
+            ("REGION", || VariableValue::String("eu".into())),
+            ("API_KEY", || {
+                VariableValue::Password(SecretString::from("sk-live-0123456789abcdef"))
+            }),
+            ("CREDS", || VariableValue::File {
+                path: "/home/mcp/creds.json".to_owned(),
+                contents: secrecy::SecretBox::new(b"{}".to_vec().into_boxed_slice()),
+            }),
+        ];
+        for (name, value) in values {
+            for server in [&local, &remote] {
+                let meta = store
+                    .create_variable(scope, &servers, server, name, value())
+                    .await
+                    .unwrap();
+                variables.push(meta.id.to_string());
+            }
+        }
+        let rule = store
+            .create_tool_rule(
+                scope,
+                &servers,
+                Subject::Member(member.clone()),
+                Effect::Deny,
+                ToolPattern::parse("remote__*").unwrap(),
+            )
+            .await
+            .unwrap();
+        store
+            .append_server_logs(
+                &ROOMY,
+                &[
+                    log_line(scope, &local, "s1", LogLevel::Info, "local says hi", 1),
+                    log_line(scope, &remote, "s1", LogLevel::Warn, "remote says hi", 2),
+                ],
+            )
+            .await
+            .unwrap();
+        if scope == &scope_a {
+            a_ids.extend([local.to_string(), remote.to_string(), rule.id.to_string()]);
+            a_ids.extend(variables);
+            first_server = Some(local);
+        }
+    }
+    let b_rows_before = rows_holding(db, &[scope_b.org_id().to_string()]).await;
+    assert!(
+        !rows_holding(db, &a_ids).await.is_empty(),
+        "the scan sees acme's rows before the deletion"
+    );
+
+    // S19: a server goes with its variables, files, image and logs.
+    let local = first_server.unwrap();
+    store
+        .delete_server(&scope_a, &servers, &local)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_holding(db, &[local.to_string()]).await,
+        Vec::<String>::new(),
+        "rows outlived their server"
+    );
+
+    // A wrong confirmation deletes nothing.
+    let permit = authorize::<DeleteOrganization>(Role::Owner).unwrap();
+    assert_invalid(
+        store.delete_organization(&scope_a, &permit, "Acme").await,
+        "confirm",
+    );
+    assert_eq!(store.organization(&scope_a).await.unwrap(), org_a);
+
+    // S20: the organization goes with everything it held.
+    let deleted = store
+        .delete_organization(&scope_a, &permit, "acme")
+        .await
+        .unwrap();
+    assert_eq!(deleted.organization, org_a);
+    assert_eq!(deleted.servers.len(), 1, "{deleted:?}");
+    assert_eq!((deleted.members, deleted.users_deleted), (3, 2));
+    assert_eq!(
+        rows_holding(db, &a_ids).await,
+        Vec::<String>::new(),
+        "rows outlived their organization"
+    );
+    assert!(matches!(
+        store.organization(&scope_a).await,
+        Err(StoreError::NotFound("organization"))
+    ));
+    // Its tokens no longer authenticate (the cache forgot them too); the other's still do.
+    for (scope, presented) in &tokens {
+        let answer = store.authenticate_token(presented).await.unwrap();
+        if scope == &scope_a {
+            assert_eq!(answer.unwrap_err(), TokenRejection::Unknown);
+        } else {
+            assert_eq!(&answer.unwrap().scope, scope);
+        }
+    }
+
+    // Beta is whole, and carol, a member of both, is still a member of beta.
+    assert_eq!(
+        rows_holding(db, &[scope_b.org_id().to_string()]).await,
+        b_rows_before
+    );
+    let beta_members = store.list_members(&scope_b).await.unwrap();
+    assert!(beta_members.iter().any(|member| member.user_id == carol));
+    assert_eq!(store.list_servers(&scope_b).await.unwrap().len(), 2);
+    assert_eq!(
+        db.query_strings(&format!("SELECT email FROM users WHERE id = '{carol}'"))
+            .await,
+        ["carol@both.example"]
+    );
+    // The slug is free again.
+    store
+        .create_organization("acme", "Acme again", "alice@acme.example")
+        .await
+        .unwrap();
 }
 
 fn npm(spec: &str) -> Package {
@@ -2526,7 +2811,7 @@ async fn s19_s20_server_logs_go_with_their_server_and_organization(db: &TestDb) 
     assert_eq!(late, [None], "a deleted server's line was stored");
     assert_eq!(count(&scope_a, Some(&doomed)).await, ["0"]);
 
-    // No API deletes an organization yet (issue 5); the foreign keys already cascade.
+    // The foreign keys cascade on their own; `Store::delete_organization` relies on it.
     db.execute("DELETE FROM organizations WHERE slug = 'acme'")
         .await;
     assert_eq!(count(&scope_a, None).await, ["0"], "S20");

@@ -12,13 +12,13 @@ pub mod tool_rules;
 pub mod upstream_oauth;
 pub mod variables;
 
-use auth::{ManageMembers, Permit, Role, authorize};
+use auth::{DeleteOrganization, ManageMembers, Permit, Role, authorize};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use store::{Member, Organization, TokenId, TokenMeta, TokenOwner, UserId};
+use store::{DeletedOrganization, Member, Organization, TokenId, TokenMeta, TokenOwner, UserId};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -193,6 +193,106 @@ pub async fn get_organization(
     caller: Caller,
 ) -> Result<Json<OrganizationView>, ApiError> {
     Ok(Json(state.store.organization(&caller.scope).await?.into()))
+}
+
+/// Delete the organization: the body must repeat its slug.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteOrganizationRequest {
+    /// The organization's slug, exactly, to confirm.
+    confirm: String,
+}
+
+/// What an organization's deletion removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedOrganizationView {
+    /// The deleted organization's id.
+    id: String,
+    /// Its slug, now free for reuse.
+    slug: String,
+    /// How many servers were deleted with it.
+    servers: usize,
+    /// How many memberships (and with them every access token) were deleted.
+    members: usize,
+    /// How many of those members were in no other organization and were deleted as users.
+    users_deleted: usize,
+}
+
+impl From<DeletedOrganization> for DeletedOrganizationView {
+    fn from(deleted: DeletedOrganization) -> Self {
+        DeletedOrganizationView {
+            id: deleted.organization.id.to_string(),
+            slug: deleted.organization.slug,
+            servers: deleted.servers.len(),
+            members: deleted.members,
+            users_deleted: deleted.users_deleted,
+        }
+    }
+}
+
+/// Delete the caller's organization and everything it holds (owners only; cannot be undone).
+///
+/// The body repeats the organization's slug: `{"confirm": "<slug>"}`; anything else answers 400
+/// and deletes nothing. What is gone, and when:
+///
+/// - **Before the delete**, upstream OAuth tokens of every server are revoked at their
+///   authorization servers, best effort (a failure is logged; the gateway forgets the tokens
+///   either way).
+/// - **At once, in one database transaction**: the organization; every server with its variables
+///   (strings, sealed passwords, files), upstream OAuth settings and tokens, image records and log
+///   lines; its tool rules; every membership with its access tokens, which answer 401 from then on;
+///   and every member who belongs to no other organization. SQLite overwrites the freed pages
+///   (`secure_delete`).
+/// - **Right after the commit**: every live MCP session of the organization ends, which stops its
+///   sandboxes; every server's install image directory is removed. A removal that fails is
+///   retried in the background, and each start of the gateway removes image directories no
+///   server owns.
+/// - **Backups**: copies in database backups remain until the backup retention window rolls
+///   over them; after that the data is unrecoverable.
+#[utoipa::path(
+    delete, path = "/api/v1/organization", tag = "organization", security(("bearer" = [])),
+    request_body = DeleteOrganizationRequest,
+    responses(
+        (status = 200, body = DeletedOrganizationView, description = "Deleted"),
+        (status = 400, description = "`confirm` does not repeat the organization's slug, or the body is malformed"),
+        (status = 401, description = "Missing or bad token"),
+        (status = 403, description = "Only owners may delete the organization")
+    )
+)]
+pub async fn delete_organization(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<DeleteOrganizationRequest>,
+) -> Result<Json<DeletedOrganizationView>, ApiError> {
+    let permit = authorize::<DeleteOrganization>(caller.role)?;
+    // Checked here as well as in the store's transaction, so a wrong confirmation revokes nothing.
+    let organization = state.store.organization(&caller.scope).await?;
+    if request.confirm != organization.slug {
+        return Err(ApiError::BadRequest(format!(
+            "invalid confirm: must repeat the organization's slug ({:?}) exactly, to confirm the deletion",
+            organization.slug
+        )));
+    }
+    // Revocation needs the servers' OAuth endpoints, which go with the organization.
+    let connections = state
+        .store
+        .organization_upstream_connections(&caller.scope)
+        .await?;
+    state
+        .upstream_oauth
+        .revoke(&caller.scope, connections)
+        .await;
+    let deleted = state
+        .store
+        .delete_organization(&caller.scope, &permit, &request.confirm)
+        .await?;
+    state.changes.changed(Change::Organization {
+        org: caller.scope.org_id().clone(),
+    });
+    for server in &deleted.servers {
+        state.images.forget(server).await;
+    }
+    Ok(Json(deleted.into()))
 }
 
 /// Every member of the caller's organization.

@@ -416,6 +416,10 @@ async fn apply(
             |owner| owner.org == org.as_str() && owner.user == user.as_str(),
             "the member's role changed or the member was removed",
         ),
+        Change::Organization { org } => gateway.end_sessions(
+            |owner| owner.org == org.as_str(),
+            "the organization was deleted",
+        ),
         Change::TokenRevoked { org, token } => gateway.end_sessions(
             |owner| owner.org == org.as_str() && owner.token == token.as_str(),
             "its token was revoked",

@@ -427,6 +427,15 @@ pub async fn update_server(
 }
 
 /// Delete a server (owners and admins); sessions using it end.
+///
+/// What is gone, and when: at once and in one database transaction, the server's row with its
+/// variables (strings, sealed passwords and files), its upstream OAuth settings and tokens, its
+/// image record and its log lines; SQLite overwrites the freed pages (`secure_delete`). Before
+/// that, its upstream OAuth tokens are revoked at their authorization server (best effort). Right
+/// after the commit, live sessions drop the server, which stops its sandboxes, and its install
+/// image directory is removed; a removal that fails is retried, and the next start removes any
+/// image directory no server owns. Copies in database backups last until the backup retention
+/// window rolls over them.
 #[utoipa::path(
     delete, path = "/api/v1/servers/{server_id}", tag = "servers", security(("bearer" = [])),
     params(("server_id" = String, Path, description = "The server's id")),
@@ -442,6 +451,16 @@ pub async fn delete_server(
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let id = ServerId::from_untrusted(&server_id);
+    // Revocation needs the server's OAuth endpoints, which go with the server: revoke first
+    // (best effort; the tokens are deleted with the server either way).
+    let connections = state
+        .store
+        .server_upstream_connections(&caller.scope, &id)
+        .await?;
+    state
+        .upstream_oauth
+        .revoke(&caller.scope, connections)
+        .await;
     state
         .store
         .delete_server(&caller.scope, &permit, &id)
