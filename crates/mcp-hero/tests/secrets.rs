@@ -420,6 +420,13 @@ async fn variable_input_errors_name_the_field_and_store_nothing() {
         "sk-0123456789abcdef",
     )
     .await;
+    // A password too short to redact in every form is stored, with a warning (S18).
+    let short = variable(&gateway, &server, "PIN", "password", "4711").await;
+    assert!(
+        short["warning"].as_str().unwrap().contains("under 8 bytes"),
+        "{short}"
+    );
+    assert!(short.get("preview").is_none(), "{short}");
     for (body, status, message) in [
         (
             json!({"name": "API_KEY", "type": "password", "value": "x"}),
@@ -521,9 +528,9 @@ async fn variable_input_errors_name_the_field_and_store_nothing() {
         .await;
     assert_eq!(got, 409, "{answer}");
 
-    // Only API_KEY was ever stored; members may not read variables.
+    // Only API_KEY and PIN were ever stored; members may not read variables.
     let (_, listed) = gateway.api(&gateway.alice, Method::GET, &url, None).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     let (got, _) = gateway.api(&gateway.mallory, Method::GET, &url, None).await;
     assert_eq!(got, 403);
 }

@@ -68,6 +68,10 @@ pub struct VariableView {
     created_at: i64,
     /// Unix seconds; when its value last changed.
     updated_at: i64,
+    /// Shown when a password was just saved that the log redactor can't fully cover (under 8
+    /// bytes: not matched in base64, and matched inside unrelated text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'static str>,
 }
 
 impl From<VariableMeta> for VariableView {
@@ -81,6 +85,7 @@ impl From<VariableMeta> for VariableView {
             size_bytes: meta.size_bytes,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
+            warning: None,
         }
     }
 }
@@ -107,6 +112,14 @@ pub struct ReplaceVariableRequest {
     kind: VariableType,
     /// At most 64 KiB.
     value: String,
+}
+
+/// What the redactor says of a password about to be saved.
+fn redaction_warning(kind: VariableType, value: &str) -> Option<&'static str> {
+    match kind {
+        VariableType::Password => redact::coverage(value.as_bytes()).warning(),
+        VariableType::String | VariableType::File => None,
+    }
 }
 
 /// The JSON routes take strings and passwords; the value moves into a secret right away.
@@ -165,17 +178,21 @@ pub async fn create_variable(
 ) -> Result<(StatusCode, Json<VariableView>), ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let server = ServerId::from_untrusted(&server_id);
+    let warning = redaction_warning(request.kind, &request.value);
     let value = json_value(request.kind, request.value)?;
     state
         .store
         .create_variable(&caller.scope, &permit, &server, &request.name, value)
         .await?;
     server_changed(&state, &caller, server.clone());
-    let view = state
-        .store
-        .variable(&caller.scope, &server, &request.name)
-        .await?;
-    Ok((StatusCode::CREATED, Json(view.into())))
+    let mut view = VariableView::from(
+        state
+            .store
+            .variable(&caller.scope, &server, &request.name)
+            .await?,
+    );
+    view.warning = warning;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// One variable (owners and admins).
@@ -218,14 +235,16 @@ pub async fn replace_variable(
 ) -> Result<Json<VariableView>, ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let server = ServerId::from_untrusted(&server_id);
+    let warning = redaction_warning(request.kind, &request.value);
     let value = json_value(request.kind, request.value)?;
     state
         .store
         .replace_variable(&caller.scope, &permit, &server, &name, value)
         .await?;
     server_changed(&state, &caller, server.clone());
-    let view = state.store.variable(&caller.scope, &server, &name).await?;
-    Ok(Json(view.into()))
+    let mut view = VariableView::from(state.store.variable(&caller.scope, &server, &name).await?);
+    view.warning = warning;
+    Ok(Json(view))
 }
 
 /// Delete a variable or file no setting of the server references (owners and admins).
