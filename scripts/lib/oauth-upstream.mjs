@@ -156,7 +156,7 @@ const server = http.createServer(async (req, res) => {
         });
         return res.end();
       }
-      return json(res, 200, { sub: known.sub });
+      return answerMcp(req, res, known.sub);
     }
     if (req.method === "POST" && url.pathname === "/register") {
       const body = JSON.parse(await readBody(req));
@@ -195,6 +195,46 @@ const server = http.createServer(async (req, res) => {
     return json(res, 500, { error: "server_error", error_description: String(error) });
   }
 });
+
+// The protected resource as a minimal MCP server (Streamable HTTP, JSON answers) with one tool,
+// `whoami`, answering with the subject of the token that called it; a POST without a body
+// answers `{sub}` so tests can ask whose a token is.
+async function answerMcp(req, res, sub) {
+  if (req.method === "GET") {
+    res.writeHead(405);
+    return res.end();
+  }
+  if (req.method === "DELETE") {
+    res.writeHead(200);
+    return res.end();
+  }
+  const body = await readBody(req);
+  if (!body) return json(res, 200, { sub });
+  const message = JSON.parse(body);
+  if (message.id === undefined) {
+    res.writeHead(202);
+    return res.end();
+  }
+  const reply = (result) => json(res, 200, { jsonrpc: "2.0", id: message.id, result });
+  switch (message.method) {
+    case "initialize":
+      return reply({
+        protocolVersion: "2025-06-18",
+        capabilities: { tools: {} },
+        serverInfo: { name: "oauth-upstream", version: "1.0.0" },
+      });
+    case "tools/list":
+      return reply({ tools: [{ name: "whoami", inputSchema: { type: "object" } }] });
+    case "tools/call":
+      return reply({ content: [{ type: "text", text: sub }] });
+    default:
+      return json(res, 200, {
+        jsonrpc: "2.0",
+        id: message.id,
+        error: { code: -32601, message: "method not found" },
+      });
+  }
+}
 
 server.listen(0, "127.0.0.1", () => {
   const { port } = server.address();

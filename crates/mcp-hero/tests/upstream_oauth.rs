@@ -216,6 +216,62 @@ fn database_bytes(gateway: &Gateway) -> Vec<u8> {
 /// expires and after a 401 (once for concurrent callers), no member ever gets another's token,
 /// no token reaches an API answer or the database file, and removing a member removes and
 /// revokes their connection.
+/// S14 end to end: a session calls a remote server with the member's own access token, sent
+/// only on requests to that server; when the server answers 401 (the token expired), the gateway
+/// refreshes it and retries once; a member who never connected sees the server fail, told how
+/// to connect.
+#[tokio::test]
+async fn sessions_call_oauth_servers_with_the_members_own_token() {
+    let Some(upstream) = Upstream::start().await else {
+        return;
+    };
+    let (gateway, _scope, server) = setup(&upstream, "member").await;
+    upstream
+        .control("/control", json!({"subject": "alice"}))
+        .await;
+    let done = connect(&gateway, &upstream, &gateway.alice, &server).await;
+    assert_eq!(done.status, 200, "{}", done.page);
+
+    let mut alice = gateway.client(&gateway.alice, "acme");
+    alice.initialize(json!({})).await;
+    let answer = alice.call("remote__whoami", json!({})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "alice", "{answer}");
+
+    // Every access token expires; the next call gets a 401, a refresh and one retry.
+    let refreshes = |log: &Value| {
+        log["token"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["grant_type"] == "refresh_token")
+            .count()
+    };
+    let before = refreshes(&upstream.log().await);
+    upstream.control("/control/expire", json!({})).await;
+    let answer = alice.call("remote__whoami", json!({})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "alice", "{answer}");
+    assert_eq!(refreshes(&upstream.log().await), before + 1);
+
+    // Mallory never connected her account: the server fails in her session, saying how.
+    let mut mallory = gateway.client(&gateway.mallory, "acme");
+    mallory.initialize(json!({})).await;
+    let mut sessions = Value::Null;
+    support::eventually("mallory's session gives up on the server", async || {
+        let (_, answer) = gateway
+            .api(&gateway.mallory, Method::GET, "/api/v1/sessions", None)
+            .await;
+        sessions = answer;
+        sessions.to_string().contains("\"failed\"")
+    })
+    .await;
+    assert!(
+        sessions.to_string().contains("oauth/authorize"),
+        "{sessions}"
+    );
+    alice.delete().await;
+    mallory.delete().await;
+}
+
 #[tokio::test]
 async fn members_connect_their_own_accounts_and_tokens_stay_fresh_and_apart() {
     let Some(upstream) = Upstream::start().await else {
