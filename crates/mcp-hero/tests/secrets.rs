@@ -97,13 +97,9 @@ fn text_of(answer: &Value) -> String {
 /// environment works (the server sees its value), and no API answer shows it.
 #[tokio::test]
 async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
-    // This test's runtime has one thread, so the gateway's tasks all log here (S16).
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Every thread of this test binary logs into one global capture at trace level (S16).
+    let logs = captured_logs();
+    tracing::info!("capture check");
     let gateway = Gateway::start().await;
     let server = gateway.add_fixture("vault", &["--chaos"], false).await;
     let secret = canary("sk-live");
@@ -228,14 +224,31 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
     assert_eq!(listed[1]["value"], "eu-west-1", "strings are readable");
     client.delete().await;
     let captured = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(captured.contains("capture check"), "nothing was captured");
     assert!(
-        captured.contains("TRACE") || captured.contains("DEBUG"),
-        "nothing was captured"
+        captured.contains("/api/v1/servers"),
+        "the gateway's request logs were not captured"
     );
     assert!(
         !captured.contains(&secret),
         "the gateway's own log holds the password"
     );
+}
+
+/// The binary's global trace-level capture, installed once.
+fn captured_logs() -> CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    })
+    .clone()
 }
 
 /// A `tracing` writer that keeps everything in memory for inspection.
