@@ -143,8 +143,9 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
         .await;
     assert_eq!(text_of(&leaked), "leaked", "{leaked}");
 
-    let mut lines = Vec::new();
-    support::eventually("the leak reaches the log buffer", async || {
+    // Up to 30 s: the log writer batches, and CI machines are busy.
+    let mut lines: Vec<String> = Vec::new();
+    for _ in 0..300 {
         let (status, page) = gateway
             .api(
                 &gateway.alice,
@@ -160,9 +161,11 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
             .iter()
             .map(|line| line["text"].as_str().unwrap_or_default().to_owned())
             .collect();
-        lines.iter().any(|line| line.starts_with("split:"))
-    })
-    .await;
+        if lines.iter().any(|line| line.starts_with("split:")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let all = lines.join("\n");
     assert!(
         !all.contains(&secret),
@@ -182,7 +185,7 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
 
     // The live tail shows the same: markers, never the value.
     let mut streamed = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !streamed.contains("split:") {
         let chunk = tokio::time::timeout_at(deadline, tail.next())
             .await
