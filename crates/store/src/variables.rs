@@ -582,35 +582,21 @@ impl Store {
 
     #[expect(
         clippy::disallowed_methods,
-        reason = "seals the value, checks it before sealing, or counts its bytes (S9)"
+        reason = "opens only the sealed last-4 preview the API may show (S15)"
     )]
     fn variable_meta(&self, scope: &OrgScope, row: &AnyRow) -> Result<VariableMeta, StoreError> {
-        let id: String = row.try_get("id")?;
-        let preview = match row.try_get::<Option<Vec<u8>>, _>("preview_sealed")? {
-            None => None,
-            Some(bytes) => {
-                let opened = self.vault.open(
-                    &preview_context(scope, &id),
-                    &SealedRecord::from_bytes(bytes),
-                )?;
-                Some(
-                    String::from_utf8(opened.expose_secret().to_vec())
-                        .map_err(|_| StoreError::corrupt("variables", "preview is not UTF-8"))?,
-                )
-            }
-        };
-        Ok(VariableMeta {
-            id: VariableId::from_untrusted(&id),
-            server_id: ServerId::from_untrusted(row.try_get("server_id")?),
-            name: row.try_get("name")?,
-            kind: VariableKind::parse(&row.try_get::<String, _>("kind")?)?,
-            string_value: row.try_get("value_text")?,
-            preview,
-            file_path: row.try_get("file_path")?,
-            size_bytes: row.try_get("size_bytes")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
+        let mut meta = meta_without_preview(row)?;
+        if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("preview_sealed")? {
+            let opened = self.vault.open(
+                &preview_context(scope, meta.id.as_str()),
+                &SealedRecord::from_bytes(bytes),
+            )?;
+            meta.preview = Some(
+                String::from_utf8(opened.expose_secret().to_vec())
+                    .map_err(|_| StoreError::corrupt("variables", "preview is not UTF-8"))?,
+            );
+        }
+        Ok(meta)
     }
 }
 
