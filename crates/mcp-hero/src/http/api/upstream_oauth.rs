@@ -232,6 +232,8 @@ pub async fn put_server_oauth(
             },
         )
         .await?;
+    // Live sessions re-plan the server: its requests carry bearer tokens from now on.
+    crate::http::api::servers::server_changed(&state, &caller, server_id.clone());
     Ok(Json(
         view(&state, &caller, &server_id, Some(settings)).await?,
     ))
@@ -283,6 +285,8 @@ pub async fn delete_server_oauth(
         .store
         .delete_server_oauth(&caller.scope, &permit, &server_id)
         .await?;
+    // Live sessions re-plan the server: its requests stop carrying tokens.
+    crate::http::api::servers::server_changed(&state, &caller, server_id);
     Ok(StatusCode::NO_CONTENT)
 }
 
