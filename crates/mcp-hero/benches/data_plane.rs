@@ -676,6 +676,9 @@ async fn print_round_trips(bench: &Bench) -> usize {
             share * 100.0,
             verdict(share >= THROUGHPUT_TARGET)
         );
+        if let [.., stdio64] = at64.as_slice() {
+            print_ceiling(*c64, direct64, gateway64, stdio64);
+        }
     }
     for (concurrency, results) in &rows {
         for (name, result) in PATHS.iter().zip(results) {
@@ -691,6 +694,34 @@ async fn print_round_trips(bench: &Bench) -> usize {
         }
     }
     failures
+}
+
+/// What throughput share the gateway could reach at all when the cores are the limit, from the
+/// CPU each part of its path cost in this run. A call through the gateway costs at least the
+/// direct call's client and HTTP server (the gateway terminates the same request) plus one call
+/// over a server's pipes (the stdio row: pipe client and fixture process, one per session by
+/// S1). So even a gateway whose own work cost nothing more reaches at most
+/// direct / (direct + stdio) of direct's calls per second; the rest of the gap is the gateway's
+/// own CPU per call, printed beside it.
+fn print_ceiling(concurrency: usize, direct: &RoundTrip, gateway: &RoundTrip, stdio: &RoundTrip) {
+    let direct_cpu = direct.own_cpu + direct.child_cpu;
+    let stdio_cpu = stdio.own_cpu + stdio.child_cpu;
+    let ceiling = direct_cpu / (direct_cpu + stdio_cpu);
+    // This process runs the client too; the direct row measured what the client costs alone.
+    let gateway_own = gateway.own_cpu - direct.own_cpu;
+    println!(
+        "   ceiling at c={concurrency} with the cores as the limit: direct {direct_cpu:.0} µs CPU/call, \
+         one stdio call {stdio_cpu:.0} µs"
+    );
+    println!(
+        "     → a gateway costing no more than an HTTP server plus a pipe client reaches at most \
+         {:.0}% of direct",
+        ceiling * 100.0
+    );
+    println!(
+        "     the gateway's own CPU per call in this run (HTTP, MCP, pipes; the client's taken \
+         out): {gateway_own:.0} µs"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -765,7 +796,7 @@ async fn print_idle_sessions(bench: &Bench) -> usize {
         "   sessions opened one by one (initialize + notifications/initialized) on one connection,"
     );
     println!(
-        "   after {IDLE_WARMUP_SESSIONS} warm-up sessions opened and ended; VmRSS of this process (glibc malloc)"
+        "   after {IDLE_WARMUP_SESSIONS} warm-up sessions opened and ended; VmRSS of this process (mimalloc, the gateway's allocator)"
     );
     println!("   baseline VmRSS {base} KiB");
     println!(

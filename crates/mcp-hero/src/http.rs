@@ -17,7 +17,9 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -31,10 +33,23 @@ use crate::changes::ChangeSink;
 use crate::images::{ImageDirs, Images, ImagesSetup};
 use crate::server_logs::{LogsConfig, ServerLogs};
 
-/// What every handler can reach: the store, the metrics registry, the change sink, the data
-/// plane, the installer and the server log buffer.
+/// What every handler can reach, behind one pointer: extractors and middleware clone the state
+/// on every request, which should cost one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`]: the store, the metrics registry, the change sink, the data plane,
+/// the installer, the server log buffer and the upstream OAuth client.
+#[derive(Clone)]
+pub struct AppParts {
     /// The store (database + vault).
     pub store: store::Store,
     /// Prometheus counters.
@@ -99,7 +114,7 @@ impl AppState {
             gateway.clone(),
             dirs,
         ));
-        AppState {
+        AppState(Arc::new(AppParts {
             images: Images::new(store.clone(), images, changes.clone()),
             server_logs,
             upstream_oauth,
@@ -107,15 +122,27 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::new()),
             gateway,
-        }
+        }))
     }
 
     /// Sets the gateway's public URL, which upstream OAuth needs for its callback and client
     /// ID metadata document.
-    pub fn with_public_url(mut self, public_url: Option<url::Url>) -> Self {
-        self.upstream_oauth =
-            crate::upstream_oauth::UpstreamOAuth::new(self.store.clone(), public_url);
-        self
+    pub fn with_public_url(self, public_url: Option<url::Url>) -> Self {
+        let mut parts = self.into_parts();
+        parts.upstream_oauth =
+            crate::upstream_oauth::UpstreamOAuth::new(parts.store.clone(), public_url);
+        AppState(Arc::new(parts))
+    }
+
+    /// Sends committed changes to `changes` instead of the data plane (tests record them).
+    pub fn with_changes(self, changes: Arc<dyn ChangeSink>) -> Self {
+        let mut parts = self.into_parts();
+        parts.changes = changes;
+        AppState(Arc::new(parts))
+    }
+
+    fn into_parts(self) -> AppParts {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| AppParts::clone(&shared))
     }
 }
 
@@ -286,7 +313,10 @@ pub fn with_middleware(routes: Router) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_REQUEST_HEADERS))
         .layer(SetSensitiveResponseHeadersLayer::new(SENSITIVE_RESPONSE_HEADERS))
         // 2. Name the request, so its log lines and the client's error can be matched.
-        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            request_id.clone(),
+            RequestIds::new(),
+        ))
         // 3. One span per request: method, path and request id; never the query string (it may
         //    carry credentials in later protocols) nor headers. Routing has not happened yet
         //    here, so the path is the raw one; /metrics counts by matched route instead.
@@ -306,6 +336,41 @@ pub fn with_middleware(routes: Router) -> Router {
         // 4. Return the request id to the client.
         .layer(PropagateRequestIdLayer::new(request_id));
     routes.layer(middleware)
+}
+
+/// Names requests `{run}-{n}`: a random prefix for this process's run and a counter. Unique
+/// among the gateway's logs like a UUID, without asking the kernel for randomness on every
+/// request (a random UUID each cost a `getrandom` system call on the data plane's hot path).
+#[derive(Clone)]
+struct RequestIds {
+    run: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+        let mut run = [0_u8; 6];
+        // Without randomness the prefix is zeros: ids stay unique within the run.
+        let _ = SystemRandom::new().fill(&mut run);
+        RequestIds {
+            run: run
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+                .into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.run))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 async fn not_found() -> error::ApiError {

@@ -173,10 +173,7 @@ async fn fixture() -> Fixture {
         )),
     )
     .unwrap();
-    let state = AppState {
-        changes: sink,
-        ..AppState::new(store.clone(), gateway)
-    };
+    let state = AppState::new(store.clone(), gateway).with_changes(sink);
     let app = router(state, MAX_BODY);
     Fixture {
         _dir: dir,

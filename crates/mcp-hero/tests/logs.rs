@@ -41,6 +41,21 @@ async fn call(
 }
 
 /// A `tracing` writer that keeps everything in memory for inspection.
+/// The binary's global trace-level capture, installed once.
+fn captured_logs() -> CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    })
+    .clone()
+}
+
 #[derive(Clone, Default)]
 struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -65,12 +80,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
 
 #[tokio::test(flavor = "current_thread")]
 async fn s16_trace_level_gateway_logs_hold_no_token() {
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // A global capture, not a thread's own: a callsite first reached by another test's thread
+    // (with no subscriber) could otherwise stay disabled here, and the check would see nothing.
+    let logs = captured_logs();
 
     let dir = tempfile::tempdir().unwrap();
     let root = vault::RootSecret::from_base64(ROOT_SECRET).unwrap();

@@ -85,7 +85,9 @@ pub struct LaunchEvent {
 
 /// A running server: its pipes and the handle that ends it.
 pub struct LaunchedServer {
-    /// Its standard input: the gateway writes JSON-RPC lines here.
+    /// Its standard input: the gateway writes JSON-RPC lines here. Unbuffered (the pipe itself,
+    /// as both launchers give it): a line the write call accepted is on its way, with no flush
+    /// needed.
     pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
     /// Its standard output: JSON-RPC lines, nothing else.
     pub stdout: Pin<Box<dyn AsyncRead + Send>>,

@@ -830,10 +830,7 @@ impl Session {
                 return Err(upstream_failure(&slot.spec.name, &error));
             }
         };
-        if !catalog
-            .iter()
-            .any(|item| item.get("name").and_then(Value::as_str) == Some(name.as_str()))
-        {
+        if !catalog.contains(&name) {
             note.settle(
                 AuditOutcome::Unknown,
                 format!("the server has no such {what}"),
@@ -907,10 +904,7 @@ impl Session {
             let Ok(listed) = connection.catalog(ListKind::Resources, timeout).await else {
                 continue;
             };
-            if listed
-                .iter()
-                .any(|item| item.get("uri").and_then(Value::as_str) == Some(uri))
-            {
+            if listed.contains(uri) {
                 return Some((slot.clone(), connection.clone()));
             }
         }

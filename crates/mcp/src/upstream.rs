@@ -260,11 +260,52 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 enum Link {
-    Stdio(tokio::sync::mpsc::Sender<String>),
+    Stdio(Arc<stdio::Stdin>),
     Http(Arc<http::HttpLink>),
 }
 
-type Catalog = Arc<OnceCell<Arc<Vec<Object>>>>;
+type Catalog = Arc<OnceCell<Arc<Listing>>>;
+
+/// One upstream list, read whole, with its items' identifying keys (tool and prompt names,
+/// resource URIs) indexed: every call checks that the name it forwards is listed.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    items: Vec<Object>,
+    keys: std::collections::HashSet<String>,
+}
+
+impl Listing {
+    fn new(kind: ListKind, items: Vec<Object>) -> Self {
+        let field = match kind {
+            ListKind::Tools | ListKind::Prompts => Some("name"),
+            ListKind::Resources => Some("uri"),
+            ListKind::ResourceTemplates => None,
+        };
+        let keys = field
+            .map(|field| {
+                items
+                    .iter()
+                    .filter_map(|item| item.get(field).and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Listing { items, keys }
+    }
+
+    /// Whether an item has this name (tools, prompts) or URI (resources).
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+}
+
+impl std::ops::Deref for Listing {
+    type Target = [Object];
+
+    fn deref(&self) -> &[Object] {
+        &self.items
+    }
+}
 
 /// A live connection to one upstream, owned by one session.
 pub struct Connection {
@@ -526,8 +567,8 @@ impl Connection {
     /// Sends any message (also answers to the upstream's own requests).
     pub(crate) async fn send(&self, message: Message, request_id: Option<u64>) {
         match &self.link {
-            Link::Stdio(lines) => {
-                if lines.send(message.to_json()).await.is_err() {
+            Link::Stdio(stdin) => {
+                if stdin.send(message.to_json()).await.is_err() {
                     self.shared.close("stopped reading its standard input");
                 }
             }
@@ -541,7 +582,7 @@ impl Connection {
         &self,
         kind: ListKind,
         timeout: Duration,
-    ) -> Result<Arc<Vec<Object>>, UpstreamError> {
+    ) -> Result<Arc<Listing>, UpstreamError> {
         if !self.has_capability(kind.capability()) {
             return Ok(Arc::default());
         }
@@ -560,7 +601,7 @@ impl Connection {
         &self,
         kind: ListKind,
         timeout: Duration,
-    ) -> Result<Arc<Vec<Object>>, UpstreamError> {
+    ) -> Result<Arc<Listing>, UpstreamError> {
         let mut items = Vec::new();
         let mut cursor: Option<Value> = None;
         for _ in 0..self.max_list_pages {
@@ -581,7 +622,7 @@ impl Connection {
                 _ => break,
             }
         }
-        Ok(Arc::new(items))
+        Ok(Arc::new(Listing::new(kind, items)))
     }
 }
 
