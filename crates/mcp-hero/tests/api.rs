@@ -1513,6 +1513,57 @@ async fn servers_and_rules_round_trip_and_every_committed_change_is_reported() {
     );
 }
 
+/// Putting a remote server behind OAuth, changing it and taking it off each report the server,
+/// so live sessions re-plan it with or without bearer tokens; a refused change reports nothing.
+#[tokio::test]
+async fn oauth_settings_changes_are_reported_to_the_data_plane() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let alice = Some(fixture.alice.as_str());
+    let scope = fixture.store.operator_scope("acme").await.unwrap();
+    let created = call(
+        app,
+        Method::POST,
+        "/api/v1/servers",
+        alice,
+        Some(r#"{"name":"crm","transport":{"type":"streamable_http","url":"https://crm.example.com/mcp"}}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let server = ServerId::from_untrusted(created.json()["id"].as_str().unwrap());
+    let oauth = format!("/api/v1/servers/{server}/oauth");
+    fixture.changes.take();
+
+    for body in [
+        r#"{"mode":"member"}"#,
+        r#"{"mode":"organization","scopes":["crm.read"]}"#,
+    ] {
+        let put = call(app, Method::PUT, &oauth, alice, Some(body)).await;
+        assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    }
+    let refused = call(
+        app,
+        Method::PUT,
+        &oauth,
+        alice,
+        Some(r#"{"mode":"everyone"}"#),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(
+        call(app, Method::DELETE, &oauth, alice, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let reported = Change::Server {
+        scope: scope.clone(),
+        server: server.clone(),
+    };
+    assert_eq!(
+        fixture.changes.take(),
+        [reported.clone(), reported.clone(), reported]
+    );
+}
+
 /// Packages are checked strictly, the field named; a server's image shows in the server and at
 /// `/image`; without an install runtime the install fails saying why; no package, no image.
 #[tokio::test]
