@@ -171,11 +171,9 @@ async fn delete_organization(
         "--confirm {confirm:?} does not repeat --slug {slug:?}; nothing was deleted"
     );
     let permit = authorize::<DeleteOrganization>(Role::Owner)?;
-    // Revocation needs the servers' OAuth endpoints, which go with the organization.
-    let connections = store.organization_upstream_connections(&scope).await?;
     crate::upstream_oauth::UpstreamOAuth::new(store.clone(), None)
-        .revoke(&scope, connections)
-        .await;
+        .revoke_before_deleting_organization(&scope)
+        .await?;
     let deleted = store.delete_organization(&scope, &permit, confirm).await?;
     let mut left = Vec::new();
     for server in &deleted.servers {

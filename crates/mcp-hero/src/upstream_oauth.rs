@@ -630,6 +630,37 @@ impl UpstreamOAuth {
         Ok(())
     }
 
+    /// Revokes, best effort, every connection to `server` ahead of deleting the server or its
+    /// OAuth settings: the revocation endpoint is in the rows that deletion removes.
+    pub async fn revoke_before_deleting_server(
+        &self,
+        scope: &OrgScope,
+        server: &ServerId,
+    ) -> Result<(), StoreError> {
+        let connections = self
+            .inner
+            .store
+            .server_upstream_connections(scope, server)
+            .await?;
+        self.revoke(scope, connections).await;
+        Ok(())
+    }
+
+    /// Revokes, best effort, every connection of the organization ahead of deleting it, for the
+    /// same reason as [`UpstreamOAuth::revoke_before_deleting_server`].
+    pub async fn revoke_before_deleting_organization(
+        &self,
+        scope: &OrgScope,
+    ) -> Result<(), StoreError> {
+        let connections = self
+            .inner
+            .store
+            .organization_upstream_connections(scope)
+            .await?;
+        self.revoke(scope, connections).await;
+        Ok(())
+    }
+
     /// Best-effort RFC 7009 revocation of connections already removed from the store, for
     /// servers whose authorization server has a revocation endpoint. Failures are logged (never
     /// the token) and otherwise ignored: the gateway has forgotten the token either way.

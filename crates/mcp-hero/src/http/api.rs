@@ -273,15 +273,10 @@ pub async fn delete_organization(
             organization.slug
         )));
     }
-    // Revocation needs the servers' OAuth endpoints, which go with the organization.
-    let connections = state
-        .store
-        .organization_upstream_connections(&caller.scope)
-        .await?;
     state
         .upstream_oauth
-        .revoke(&caller.scope, connections)
-        .await;
+        .revoke_before_deleting_organization(&caller.scope)
+        .await?;
     let deleted = state
         .store
         .delete_organization(&caller.scope, &permit, &request.confirm)

@@ -451,16 +451,11 @@ pub async fn delete_server(
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let id = ServerId::from_untrusted(&server_id);
-    // Revocation needs the server's OAuth endpoints, which go with the server: revoke first
-    // (best effort; the tokens are deleted with the server either way).
-    let connections = state
-        .store
-        .server_upstream_connections(&caller.scope, &id)
-        .await?;
+    // Best effort; the tokens are deleted with the server either way.
     state
         .upstream_oauth
-        .revoke(&caller.scope, connections)
-        .await;
+        .revoke_before_deleting_server(&caller.scope, &id)
+        .await?;
     state
         .store
         .delete_server(&caller.scope, &permit, &id)

@@ -272,15 +272,10 @@ pub async fn delete_server_oauth(
 ) -> Result<StatusCode, ApiError> {
     let permit = authorize::<ManageServers>(caller.role)?;
     let server_id = ServerId::from_untrusted(&server_id);
-    // Revocation needs the endpoints, which go with the settings: read them first.
-    let connections = state
-        .store
-        .server_upstream_connections(&caller.scope, &server_id)
-        .await?;
     state
         .upstream_oauth
-        .revoke(&caller.scope, connections)
-        .await;
+        .revoke_before_deleting_server(&caller.scope, &server_id)
+        .await?;
     state
         .store
         .delete_server_oauth(&caller.scope, &permit, &server_id)
