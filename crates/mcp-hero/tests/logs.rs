@@ -16,7 +16,9 @@ use secrecy::{ExposeSecret, SecretString};
 use store::{DatabaseLocation, Store};
 use tower::ServiceExt as _;
 
-const ROOT_SECRET: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+mod support;
+use support::ROOT_SECRET;
+use support::capture::{CapturedLogs, captured_logs};
 
 async fn call(
     app: &axum::Router,
@@ -40,48 +42,8 @@ async fn call(
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A `tracing` writer that keeps everything in memory for inspection.
-/// The binary's global trace-level capture, installed once.
-fn captured_logs() -> CapturedLogs {
-    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = CapturedLogs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(logs.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-    .clone()
-}
-
-#[derive(Clone, Default)]
-struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn s16_trace_level_gateway_logs_hold_no_token() {
-    // A global capture, not a thread's own: a callsite first reached by another test's thread
-    // (with no subscriber) could otherwise stay disabled here, and the check would see nothing.
     let logs = captured_logs();
 
     let dir = tempfile::tempdir().unwrap();
@@ -210,7 +172,7 @@ async fn s16_trace_level_gateway_logs_hold_no_token() {
         .unwrap();
     assert_eq!(listed.status(), 200);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("session started"),
         "the capture saw no MCP session:\n{text}"
@@ -316,7 +278,7 @@ fn s16_a_panic_is_logged_with_its_location_and_without_its_message() {
         .join();
     assert!(panicked.is_err(), "the thread did not panic");
     let _ = std::panic::take_hook();
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("panic"), "no panic line:\n{text}");
     assert!(text.contains("tests/logs.rs:"), "no location:\n{text}");
     assert!(text.contains("doomed"), "no thread name:\n{text}");

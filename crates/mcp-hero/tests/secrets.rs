@@ -19,6 +19,7 @@ use futures_util::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::Gateway;
+use support::capture::captured_logs;
 
 fn canary(tag: &str) -> String {
     format!("{tag}-{}", uuid::Uuid::new_v4().simple())
@@ -226,7 +227,7 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
     assert!(listed[0].get("value").is_none(), "{listed}");
     assert_eq!(listed[1]["value"], "eu-west-1", "strings are readable");
     client.delete().await;
-    let captured = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let captured = logs.text();
     assert!(captured.contains("capture check"), "nothing was captured");
     assert!(
         captured.contains("/api/v1/servers"),
@@ -236,45 +237,6 @@ async fn s18_a_servers_stderr_is_redacted_before_the_log_buffer() {
         !captured.contains(&secret),
         "the gateway's own log holds the password"
     );
-}
-
-/// The binary's global trace-level capture, installed once.
-fn captured_logs() -> CapturedLogs {
-    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = CapturedLogs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(logs.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-    .clone()
-}
-
-/// A `tracing` writer that keeps everything in memory for inspection.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
 
 /// The regular files under `dir` (recursively) written since `since` that hold a needle; build

@@ -7,6 +7,8 @@
 )]
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod capture;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
