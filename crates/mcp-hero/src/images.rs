@@ -17,8 +17,8 @@
 //! Progress comes from the installer's output ([`progress`]) and is written to the store, where
 //! the API reads it. A new install of a server (package changed, reinstall) supersedes the one
 //! running: that one is stopped, and its directory removed. Deleting the server removes every
-//! directory of it ([`Images::forget`], retried in the background when it fails). At start, [`Images::upkeep`] resumes installs a crash
-//! interrupted and removes directories no image owns.
+//! directory of it ([`Images::forget`], retried in the background when it fails). At start,
+//! [`Images::upkeep`] resumes installs a crash interrupted and removes directories no image owns.
 //!
 //! Deliberately left out: several replicas sharing one database each need the image on their own
 //! disk, which this module does not arrange (one replica installs; see the issue).

@@ -68,10 +68,10 @@ struct LogDecisions;
 impl DecisionSink for LogDecisions {
     fn record(&self, decision: Decision) {
         tracing::info!(
-        host = %decision.host,
-        port = decision.port,
-        verdict = ?decision.verdict,
-        reason = %decision.reason,
+            host = %decision.host,
+            port = decision.port,
+            verdict = ?decision.verdict,
+            reason = %decision.reason,
             "sandbox egress"
         );
     }
