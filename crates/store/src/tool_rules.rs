@@ -188,6 +188,10 @@ impl Store {
         pattern: ToolPattern,
     ) -> Result<ToolRuleView, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // A write first: on SQLite a transaction that reads and then writes fails at once
+        // (`SQLITE_BUSY`, no busy wait) if another connection wrote in between; one that starts
+        // with a write waits its turn. It also keeps the member from being removed meanwhile.
+        crate::members::lock_organization(&mut tx, scope).await?;
         if let Subject::Member(user) = &subject {
             crate::members::fetch_member(&mut *tx, scope, user).await?;
         }
